@@ -1,0 +1,1 @@
+"""Per-task adapters: each module wraps real models and data behind the `harness.tasks.Task` contract."""

@@ -1,0 +1,322 @@
+"""Image classification: the embedded `digits` task, CIFAR-10 (python-pickle layout) and ImageNet (ImageFolder).
+
+Models: torchvision `resnet18/50`, `vgg16_bn`, `mobilenet_v2`, `mobilenet_v3_small/large`; CIFAR variants of the
+paper (ResNet-18/50 of the authors' code, ResNet-56/110 option A, VGG-16-BN); a small CNN for digits.
+Metrics: top-1 and top-5 (percent).
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from adapters.cifar_models import CifarResNetA, CifarVGG16BN, DigitsCNN, cifar_resnet
+from harness.checkpoints import load_weights
+from harness.errors import DataError
+from harness.sparsity import conv_linear_weights, weights_by_pattern
+from harness.tasks import Task, TrainRecipe
+
+
+class TopKAccuracy:
+    """Top-1 / top-5 accuracy (percent) over logits; the evaluator protocol of harness/evaluation.py."""
+
+    def __init__(self, ks: tuple[int, ...] = (1, 5)):
+        self.ks = ks
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct = {k: 0 for k in self.ks}
+        self.count = 0
+
+    def process(self, batch: Any, outputs: torch.Tensor) -> None:
+        targets = batch[1].to(outputs.device)
+        k_max = min(max(self.ks), outputs.shape[1])
+        top = outputs.topk(k_max, dim=1).indices
+        hits = top.eq(targets.unsqueeze(1))
+        for k in self.ks:
+            self.correct[k] += int(hits[:, : min(k, k_max)].any(dim=1).sum().item())
+        self.count += targets.numel()
+
+    def evaluate(self) -> dict[str, float]:
+        if not self.count:
+            return {f"top{k}": float("nan") for k in self.ks}
+        return {f"top{k}": 100.0 * self.correct[k] / self.count for k in self.ks}
+
+
+def block_convs(model: nn.Module) -> list[str]:
+    """The 3x3 convs inside residual blocks (the paper's CIFAR/ImageNet ResNet prune set, spec §2.3)."""
+    return weights_by_pattern(model, r"layer\d+\.\d+\.conv\d+\.weight")
+
+
+class ClassificationTask(Task):
+    primary_metric = "top1"
+    num_classes = 10
+
+    # model name -> builder(num_classes)
+    builders: dict[str, Callable[[int], nn.Module]] = {}
+
+    def build_model(self) -> nn.Module:
+        model = self.builders[self.cfg.model](self.num_classes)
+        if self.cfg.weights is not None:
+            load_weights(model, self.cfg.weights)
+        return model.to(self.cfg.device)
+
+    def default_prune_set(self, model: nn.Module) -> list[str]:
+        name = self.cfg.model
+        if name in ("resnet18", "resnet56", "resnet110"):
+            return block_convs(model)  # ✔ configs of the paper (8.71x / 6.5x / 6.53x / 9.74x)
+        if name == "resnet50":
+            # every conv incl. the 1x1 downsample convs, minus the stem; FC excluded (spec §2.3, inferred)
+            return [n for n in conv_linear_weights(model) if dict(model.named_parameters())[n].dim() == 4]
+        return conv_linear_weights(model)  # all conv + linear weights except the first conv and the classifier
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x.to(self.cfg.device, non_blocking=True)), y.to(self.cfg.device))
+
+    def predict(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        return model(batch[0].to(self.cfg.device, non_blocking=True))
+
+    def evaluator(self) -> TopKAccuracy:
+        return TopKAccuracy()
+
+    def _loader(self, dataset: Dataset, train: bool, batch_size: int) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=False,
+            num_workers=self.cfg.workers,
+            pin_memory=self.cfg.device.type == "cuda",
+            generator=gen if train else None,
+            persistent_workers=self.cfg.workers > 0,
+        )
+
+
+# ---- digits (embedded default) ---------------------------------------------------------------------------------------
+class DigitsTask(ClassificationTask):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 real images): offline, CPU, seconds per run.
+
+    Fixed split: 1,347 train / 450 test (stratified, seed 0). Light augmentation: random 1-pixel shifts.
+    """
+
+    name = "digits"
+    models = ("cnn",)
+    default_model = "cnn"
+    builders = {"cnn": DigitsCNN}
+    data_hint = "bundled with scikit-learn (no download)"
+    default_rates = (4.0, 10.0, 20.0)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        digits = load_digits()
+        x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        x = (x - 0.3) / 0.4  # roughly zero-mean, unit-variance
+        y = torch.tensor(digits.target, dtype=torch.long)
+        idx_train, idx_test = train_test_split(
+            np.arange(len(y)), test_size=450, random_state=0, stratify=digits.target
+        )
+        self._train = (x[idx_train], y[idx_train])
+        self._test = (x[idx_test], y[idx_test])
+
+    def recipe(self) -> TrainRecipe:
+        return TrainRecipe(optimizer="adam", lr=2e-3, weight_decay=1e-4, epochs=15, retrain_epochs=5,
+                           retrain_lr=1e-3, pretrain_epochs=20, pretrain_lr=5e-3, check_every=5)
+
+    def train_loader(self) -> DataLoader:
+        return self._loader(_ShiftAugment(*self._train, seed=self.cfg.seed), True, self.cfg.batch_size or 64)
+
+    def eval_loader(self) -> DataLoader:
+        return self._loader(TensorDataset(*self._test), False, 512)
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"dataset": "sklearn.datasets.load_digits", "train": 1347, "test": 450}
+
+
+class _ShiftAugment(Dataset):
+    """Random shifts of up to one pixel (zero fill): cheap augmentation for 8x8 digits."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, seed: int):
+        self.x, self.y = x, y
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        dx, dy = self.rng.integers(-1, 2, size=2)
+        img = torch.roll(self.x[i], shifts=(int(dy), int(dx)), dims=(1, 2))
+        return img, self.y[i]
+
+
+# ---- CIFAR-10 -----------------------------------------------------------------------------------------------------
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)  # the reference code's values (spec §9.2)
+CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+
+
+def find_cifar_dir(root: Path | None) -> Path:
+    """The `cifar-10-batches-py` folder under `root` (or `root` itself); DataError naming what is missing."""
+    hint = "run `python data_scripts/cifar10_download.py --out DIR` and pass --data DIR"
+    if root is None:
+        raise DataError(f"CIFAR-10 needs --data DIR; {hint}")
+    root = Path(root).expanduser()
+    cand = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    if not cand.is_dir():
+        raise DataError(f"CIFAR-10 folder {root} does not exist; {hint}")
+    missing = [f for f in CIFAR_FILES if not (cand / f).is_file()]
+    if missing:
+        raise DataError(f"CIFAR-10 folder {cand} lacks {', '.join(missing)} (python-pickle layout); {hint}")
+    return cand
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One python-pickle CIFAR batch -> (uint8 N x 32 x 32 x 3, int64 labels)."""
+    try:
+        with open(path, "rb") as fh:
+            d = pickle.load(fh, encoding="bytes")
+        data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = np.asarray(d[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
+        raise DataError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from None
+    if len(data) != len(labels):
+        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
+    return data, labels
+
+
+class _CifarDataset(Dataset):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, train: bool):
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 N,3,32,32
+        self.labels = torch.from_numpy(labels)
+        self.train = train
+        self.mean = torch.tensor(CIFAR_MEAN).view(3, 1, 1)
+        self.std = torch.tensor(CIFAR_STD).view(3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        img = self.images[i].float().div_(255.0)
+        if self.train:  # RandomCrop(32, padding=4) + horizontal flip
+            img = F.pad(img, (4, 4, 4, 4))
+            dx, dy = torch.randint(0, 9, (2,)).tolist()
+            img = img[:, dy : dy + 32, dx : dx + 32]
+            if torch.rand(()) < 0.5:
+                img = img.flip(2)
+        return (img - self.mean) / self.std, self.labels[i]
+
+
+class Cifar10Task(ClassificationTask):
+    name = "cifar10"
+    models = ("resnet18", "resnet50", "resnet56", "resnet110", "vgg16_bn", "mobilenet_v2",
+              "mobilenet_v3_small", "mobilenet_v3_large")
+    default_model = "resnet18"
+    data_hint = "data_scripts/cifar10_download.py"
+    default_rates = (8.71,)
+    builders = {
+        "resnet18": lambda n: cifar_resnet(18, n),
+        "resnet50": lambda n: cifar_resnet(50, n),
+        "resnet56": lambda n: CifarResNetA(56, n),
+        "resnet110": lambda n: CifarResNetA(110, n),
+        "vgg16_bn": CifarVGG16BN,
+        "mobilenet_v2": lambda n: torchvision.models.mobilenet_v2(num_classes=n),
+        "mobilenet_v3_small": lambda n: torchvision.models.mobilenet_v3_small(num_classes=n),
+        "mobilenet_v3_large": lambda n: torchvision.models.mobilenet_v3_large(num_classes=n),
+    }
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.root = find_cifar_dir(cfg.data)
+
+    def recipe(self) -> TrainRecipe:
+        # Paper Table 1: Adam lr 0.01, batch 128, wd 5e-4 (constant lr: the reference's cosine bug, spec A10).
+        epochs = {"resnet18": 40, "resnet50": 50, "vgg16_bn": 110, "resnet56": 30, "resnet110": 30}
+        return TrainRecipe(optimizer="adam", lr=0.01, weight_decay=5e-4, epochs=epochs.get(self.cfg.model, 40),
+                           retrain_epochs=0, pretrain_epochs=0, check_every=10)
+
+    def _split(self, train: bool):
+        files = CIFAR_FILES[:5] if train else CIFAR_FILES[5:]
+        parts = [read_cifar_batch(self.root / f) for f in files]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def train_loader(self) -> DataLoader:
+        return self._loader(_CifarDataset(*self._split(True), train=True), True, self.cfg.batch_size or 128)
+
+    def eval_loader(self) -> DataLoader:
+        return self._loader(_CifarDataset(*self._split(False), train=False), False, 1000)
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"dataset": str(self.root)}
+
+
+# ---- ImageNet -----------------------------------------------------------------------------------------------------
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_imagefolder(root: Path | None) -> Path:
+    hint = "lay it out with `python data_scripts/imagenet_prepare.py` (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG)"
+    if root is None:
+        raise DataError(f"ImageNet needs --data DIR; {hint}")
+    root = Path(root).expanduser()
+    for split in ("train", "val"):
+        d = root / split
+        if not d.is_dir():
+            raise DataError(f"ImageNet folder {root} lacks {split}/; {hint}")
+        classes = [p for p in d.iterdir() if p.is_dir()]
+        if not classes:
+            raise DataError(f"{d} has no class folders (val images must be sorted into <wnid>/ folders); {hint}")
+    tr = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    va = sorted(p.name for p in (root / "val").iterdir() if p.is_dir())
+    if tr != va:
+        raise DataError(f"ImageNet train/ and val/ class folders differ ({len(tr)} vs {len(va)}); {hint}")
+    return root
+
+
+class ImageNetTask(ClassificationTask):
+    name = "imagenet"
+    models = ("resnet18", "resnet50", "vgg16_bn", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
+    default_model = "resnet18"
+    data_hint = "data_scripts/imagenet_prepare.py"
+    default_rates = (6.5,)
+    builders = {name: (lambda n, _name=name: getattr(torchvision.models, _name)(num_classes=n)) for name in models}
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.root = check_imagefolder(cfg.data)
+        self.num_classes = len([p for p in (self.root / "train").iterdir() if p.is_dir()])
+
+    def recipe(self) -> TrainRecipe:
+        # Paper: SGD lr 1e-4, batch 256; momentum 0.9, wd 1e-4, no decay (spec A10).
+        epochs = {"resnet18": 40, "resnet50": 30, "mobilenet_v2": 60}
+        return TrainRecipe(optimizer="sgd", lr=1e-4, momentum=0.9, weight_decay=1e-4,
+                           epochs=epochs.get(self.cfg.model, 40), check_every=5)
+
+    def _folder(self, split: str, train: bool) -> Dataset:
+        t = torchvision.transforms
+        norm = t.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        size = int(self.cfg.options.get("imgsz", 224))
+        tf = (t.Compose([t.RandomResizedCrop(size), t.RandomHorizontalFlip(), t.ToTensor(), norm]) if train else
+              t.Compose([t.Resize(int(size * 256 / 224)), t.CenterCrop(size), t.ToTensor(), norm]))
+        return torchvision.datasets.ImageFolder(str(self.root / split), transform=tf)
+
+    def train_loader(self) -> DataLoader:
+        return self._loader(self._folder("train", True), True, self.cfg.batch_size or 256)
+
+    def eval_loader(self) -> DataLoader:
+        return self._loader(self._folder("val", False), False, self.cfg.batch_size or 256)
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"dataset": str(self.root), "classes": self.num_classes}

@@ -1,0 +1,1 @@
+"""Task-specific metric implementations (COCO bbox AP, TuSimple lane accuracy, ...), each a plain function API."""

@@ -1,0 +1,44 @@
+"""ADMM pruning (Zhang et al. 2018) with the SLR reference code's cadence and rho (slr_admm_spec.md §4).
+
+    Z^{k+1} = Pi(W^{k+1} + U^k);   U^{k+1} = U^k + W^{k+1} - Z^{k+1}
+
+applied at batch 0 of every `update_every`-th epoch from epoch 2; W takes an optimizer step on every batch with the
+penalty (rho/2)||W - Z + U||^2. In `reference` mode the autograd leak is emulated: the penalty gradient is scaled by
+1 + (number of U updates so far), as the reference code's graph does (spec §0.4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from harness.methods.penalty import PenaltyMethod
+
+MODES = ("paper", "reference")
+
+
+class ADMM(PenaltyMethod):
+    name = "admm"
+
+    def __init__(self, rho: float = 0.1, update_every: int = 1, mode: str = "paper", projection: str = "topk"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        super().__init__(rho=rho, update_every=update_every, dual_grad_leak=(mode == "reference"), projection=projection)
+        self.mode = mode
+
+    def config(self) -> dict[str, Any]:
+        return super().config() | {"mode": self.mode}
+
+    def update(self, epoch: int) -> dict[str, Any]:
+        w_minus_z = z_change = 0.0
+        for t in self.tensors:
+            w = t.param.detach().float()
+            z_old = t.z
+            t.z, _ = self.project_tensor(t, w + t.u)  # uses the old U
+            t.u = t.u + w - t.z
+            w_minus_z += float(torch.linalg.vector_norm(w - t.z).item())
+            z_change += float(torch.linalg.vector_norm(t.z - z_old).item())
+        if self.dual_grad_leak:
+            self.leak_c += 1.0  # each U update adds dU/dW = I to the leaked graph
+        return {"w_minus_z": w_minus_z, "z_change": z_change, "k": len(self.updates) + 1}

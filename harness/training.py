@@ -1,0 +1,115 @@
+"""The shared training loop: one epoch of a task's loss with a pruning method's hooks.
+
+Hook order per batch (harness/methods/base.py): on_batch_start -> forward/loss -> observe_loss -> backward ->
+after_backward -> optimizer.step -> after_step. The loop syncs with the device only every `sync_every` steps (to
+check the loss is finite and to update the progress bar), so GPU steps are not serialised by .item() calls.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from harness.errors import TrainingDiverged, UserError
+from harness.methods.base import PruningMethod
+from harness.progress import progress
+
+OPTIMIZERS = ("adam", "sgd", "adamw")
+
+
+def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+    raise UserError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    steps: int
+    seconds: float
+    lr: float
+    method_log: dict[str, Any]
+
+
+def autocast_context(device: torch.device, dtype: str | None):
+    """bf16/fp16 autocast on request; the pruning state (Z, U, duals, norms) stays fp32/fp64 regardless."""
+    if not dtype:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[dtype])
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn,
+    optimizer: torch.optim.Optimizer,
+    method: PruningMethod | None,
+    epoch: int,
+    device: torch.device,
+    amp: str | None = None,
+    desc: str = "train",
+    sync_every: int = 20,
+    max_steps: int | None = None,
+) -> EpochStats:
+    """Train one epoch with the method's hooks (on_epoch_start ... on_epoch_end).
+
+    `loss_fn(model, batch)` returns the batch-mean task loss (the task moves the batch to the device).
+    """
+    model.train()
+    hooks = method or PruningMethod()
+    hooks.on_epoch_start(epoch)
+    running = torch.zeros((), device=device)
+    steps = 0
+    start = time.perf_counter()
+    bar = progress(loader, desc=f"{desc} {epoch}", leave=False)
+    for batch_idx, batch in enumerate(bar):
+        if max_steps is not None and batch_idx >= max_steps:
+            break
+        hooks.on_batch_start(epoch, batch_idx)
+        with autocast_context(device, amp):
+            loss = loss_fn(model, batch)
+        hooks.observe_loss(loss)
+        running += loss.detach().float()
+        steps += 1
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        hooks.after_backward()
+        optimizer.step()
+        hooks.after_step()
+        if steps % sync_every == 0:
+            _check_finite(running, epoch, steps)
+            bar.set_postfix(loss=f"{running.item() / steps:.4f}")
+    if steps == 0:
+        raise UserError("the training loader yielded no batches: is the dataset empty or the batch size too large?")
+    _check_finite(running, epoch, steps)
+    return EpochStats(
+        epoch=epoch,
+        train_loss=float(running.item()) / steps,
+        steps=steps,
+        seconds=time.perf_counter() - start,
+        lr=float(optimizer.param_groups[0]["lr"]),
+        method_log=hooks.on_epoch_end(epoch),
+    )
+
+
+def _check_finite(running: torch.Tensor, epoch: int, step: int) -> None:
+    value = float(running.item())
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"training loss became {value} in epoch {epoch} (by step {step})", epoch, step)
+
+
+def as_float_dict(d: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}
