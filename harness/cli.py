@@ -34,7 +34,7 @@ app = typer.Typer(
     help="prunebench: compare weight-pruning optimizers (SLR, ADMM, magnitude) on real models and metrics.",
 )
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 METHOD_HELP = "slr | admm | magnitude (one-shot) | iterative (Han et al.) | projected (per-step) | random"
 
@@ -201,7 +201,9 @@ def tasks_cmd() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning UserError into one line on stderr."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # without standalone mode click returns Exit codes
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -8,6 +8,8 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from harness.projection import hard_prune_
 from harness.results import SCHEMA_VERSION, DEFAULT_STORE, ResultStore, write_json_atomic
 from harness.sparsity import SparsityPlan, measure_compression, weights_by_pattern
 from harness.tasks import Task, TaskConfig, TrainRecipe, build_task, get_task_class
-from harness.training import make_optimizer, train_epoch
+from harness.training import EpochStats, make_optimizer, train_epoch
 
 DEFAULT_OUT = "prunebench_runs"
 
@@ -89,6 +91,23 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def validate_method(cfg: RunConfig) -> None:
+    """Fail on a bad method setting before any (possibly long) pretraining starts."""
+    from harness.methods import METHODS
+    from harness.projection import PROJECTIONS
+
+    if cfg.method not in METHODS:
+        raise UserError(f"unknown method {cfg.method!r}; choose one of: {', '.join(METHODS)}")
+    if cfg.settings.mode not in ("paper", "reference"):
+        raise UserError(f"unknown mode {cfg.settings.mode!r}; choose paper or reference")
+    if cfg.settings.projection not in PROJECTIONS:
+        raise UserError(f"unknown projection {cfg.settings.projection!r}; choose one of: {', '.join(PROJECTIONS)}")
+    if cfg.rate is not None and not (math.isfinite(cfg.rate) and cfg.rate > 1.0):
+        raise UserError(f"compression rate must be > 1 (e.g. 8.71), got {cfg.rate}")
+    if cfg.amp not in (None, "bf16", "fp16"):
+        raise UserError(f"unknown --amp {cfg.amp!r}; choose bf16 or fp16")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -110,6 +129,7 @@ class Run:
         self.resume = resume
         self.log = log
         self.device = resolve_device(cfg.device)
+        validate_method(cfg)
         if cfg.model is None:
             cfg.model = get_task_class(cfg.task).default_model
         self.task: Task = build_task(cfg.task, TaskConfig(
@@ -128,8 +148,8 @@ class Run:
         return getattr(self.recipe, name) if value is None else value
 
     # ---- dense model -------------------------------------------------------------------------------------------------
-    def dense_model(self) -> nn.Module:
-        model = self.task.build_model()
+    def dense_model(self, model: nn.Module) -> nn.Module:
+        """Pretrain `model` in place when no weights were given (cached by config)."""
         if self.cfg.weights:
             return model
         epochs = self._opt("pretrain_epochs")
@@ -139,7 +159,8 @@ class Run:
         key = json.dumps({"task": self.cfg.task, "model": self.cfg.model, "epochs": epochs, "seed": self.cfg.seed,
                           "lr": self.recipe.pretrain_lr or self.recipe.lr, "options": self.cfg.options,
                           "data": self.cfg.data, "max_steps": self.cfg.max_steps}, sort_keys=True)
-        cache = Path(self.cfg.out) / "cache" / f"dense-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+        cache_dir = Path(os.environ.get("PRUNEBENCH_CACHE") or Path(self.cfg.out) / "cache")
+        cache = cache_dir / f"dense-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
         if cache.is_file():
             model.load_state_dict(torch.load(cache, map_location=self.device, weights_only=True))
             self.log(f"dense model: cached pretraining {cache}")
@@ -258,8 +279,9 @@ class Run:
 
     def _pipeline(self, rec: dict[str, Any]) -> None:
         cfg = self.cfg
-        model = self.dense_model()
-        plan = self.plan_for(model)
+        model = self.task.build_model()
+        plan = self.plan_for(model)  # before pretraining: a bad rate fails in a second, not after an hour
+        model = self.dense_model(model)
         rec["rate_requested"] = cfg.rate
         rec["config"]["rate"] = cfg.rate
         plan.to_yaml(self.dir / "prune_config.yaml")
@@ -272,6 +294,9 @@ class Run:
             retrain_epochs += epochs
             epochs = 0
         check_every = int(self._opt("check_every") or 0)
+        # None: the shared loop below; else the task's own training driver (detection: Ultralytics' trainer), called
+        # once per phase with the same per-epoch bookkeeping as a callback (see CocoTask.fit for the signature).
+        fit = self.task.fit_epochs()
 
         ckpt = self.load_checkpoint()
         if ckpt is None:
@@ -286,7 +311,8 @@ class Run:
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             method.load_state_dict(ckpt["method"])
-            opt.load_state_dict(ckpt["optimizer"])
+            if fit is None:  # a task driver keeps its own optimizer; it gets the saved state as optimizer_state
+                opt.load_state_dict(ckpt["optimizer"])
             for key in ("metrics", "metrics_full", "curves", "updates", "epochs"):
                 rec[key] = ckpt["record"][key]
             start_epoch, phase = ckpt["epoch"] + 1, ckpt["phase"]
@@ -297,9 +323,9 @@ class Run:
         # ---- method phase ----
         t_method = time.perf_counter()
         if phase == "method":
-            for epoch in range(start_epoch, epochs + 1):
-                stats = train_epoch(model, self.task.train_loader(), self.task.loss, opt, method, epoch, self.device,
-                                    cfg.amp, desc=cfg.method, max_steps=cfg.max_steps)
+            def method_epoch_done(stats: EpochStats, view: nn.Module, optim: torch.optim.Optimizer) -> bool:
+                """Record one method epoch, hard-prune-check a copy of `view`, checkpoint; True: stop early."""
+                epoch = stats.epoch
                 point = {"phase": "method", "epoch": epoch, "loss": stats.train_loss, "seconds": stats.seconds,
                          "lr": stats.lr, **stats.method_log}
                 rec["curves"]["train"].append(point)
@@ -307,7 +333,7 @@ class Run:
                 rec["epochs"]["method"] = epoch
                 stop = False
                 if (check_every and epoch % check_every == 0) or epoch == epochs:
-                    checked = self.evaluate(hard_pruned_copy(model, plan, method.projection), f"hard-prune check {epoch}")
+                    checked = self.evaluate(hard_pruned_copy(view, plan, method.projection), f"hard-prune check {epoch}")
                     value = self.primary(checked)
                     rec["curves"]["hardprune_checks"].append({"epoch": epoch, "metric": value, **checked})
                     self.log(f"epoch {epoch}: loss {stats.train_loss:.4f}, hard-pruned {self.task.primary_metric} {value:.3f}")
@@ -315,11 +341,23 @@ class Run:
                         rec["epochs"].setdefault("to_threshold", epoch)
                         stop = True
                 self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
-                                      "optimizer": opt.state_dict(), "epoch": epoch if not stop else epochs,
+                                      "optimizer": optim.state_dict(), "epoch": epoch if not stop else epochs,
                                       "phase": "method", "record": rec})
                 if stop:
                     self.log(f"early stop: hard-pruned metric reached {cfg.early_stop} at epoch {epoch}")
-                    break
+                return stop
+
+            if fit is None:
+                for epoch in range(start_epoch, epochs + 1):
+                    stats = train_epoch(model, self.task.train_loader(), self.task.loss, opt, method, epoch,
+                                        self.device, cfg.amp, desc=cfg.method, max_steps=cfg.max_steps)
+                    if method_epoch_done(stats, model, opt):
+                        break
+            else:  # the driver evaluates its own view of the model (detection: the EMA) via the same callback
+                fit(model, method, phase="method", epochs=epochs, start_epoch=start_epoch, lr=self._opt("lr"),
+                    optimizer=self._opt("optimizer"), momentum=self.recipe.momentum,
+                    weight_decay=self._opt("weight_decay"), amp=cfg.amp, max_steps=cfg.max_steps,
+                    optimizer_state=ckpt["optimizer"] if ckpt is not None else None, on_epoch_end=method_epoch_done)
             rec["epochs"].setdefault("method", 0)
             start_epoch = 1
         rec["timing"]["method_seconds"] = time.perf_counter() - t_method
@@ -346,19 +384,34 @@ class Run:
             ropt = make_optimizer(model, self._opt("optimizer"), self._opt("retrain_lr") or self._opt("lr"),
                                   self.recipe.momentum, self._opt("weight_decay"))
             if ckpt is not None and phase == "retrain":
-                ropt.load_state_dict(ckpt["optimizer"])
+                if fit is None:
+                    ropt.load_state_dict(ckpt["optimizer"])
             else:
                 start_epoch = 1
-            for epoch in range(start_epoch, retrain_epochs + 1):
-                stats = train_epoch(model, self.task.train_loader(), self.task.loss, ropt, keeper, epoch, self.device,
-                                    cfg.amp, desc="retrain", max_steps=cfg.max_steps)
-                metrics = self.evaluate(model, f"retrain eval {epoch}")
+
+            def retrain_epoch_done(stats: EpochStats, view: nn.Module, optim: torch.optim.Optimizer) -> bool:
+                """Evaluate `view` after one retrain epoch, record it, checkpoint."""
+                epoch = stats.epoch
+                metrics = self.evaluate(view, f"retrain eval {epoch}")
                 rec["curves"]["retrain"].append({"epoch": epoch, "loss": stats.train_loss, "seconds": stats.seconds,
                                                  "metric": self.primary(metrics), **metrics})
                 rec["epochs"]["retrain"] = epoch
                 self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
-                                      "optimizer": ropt.state_dict(), "epoch": epoch, "phase": "retrain",
+                                      "optimizer": optim.state_dict(), "epoch": epoch, "phase": "retrain",
                                       "record": rec})
+                return False
+
+            if fit is None:
+                for epoch in range(start_epoch, retrain_epochs + 1):
+                    stats = train_epoch(model, self.task.train_loader(), self.task.loss, ropt, keeper, epoch,
+                                        self.device, cfg.amp, desc="retrain", max_steps=cfg.max_steps)
+                    retrain_epoch_done(stats, model, ropt)
+            else:
+                fit(model, keeper, phase="retrain", epochs=retrain_epochs, start_epoch=start_epoch,
+                    lr=self._opt("retrain_lr") or self._opt("lr"), optimizer=self._opt("optimizer"),
+                    momentum=self.recipe.momentum, weight_decay=self._opt("weight_decay"), amp=cfg.amp,
+                    max_steps=cfg.max_steps, on_epoch_end=retrain_epoch_done,
+                    optimizer_state=ckpt["optimizer"] if ckpt is not None and phase == "retrain" else None)
             last = rec["curves"]["retrain"][-1]
             rec["metrics_full"]["retrained"] = {k: v for k, v in last.items() if k not in ("epoch", "loss", "seconds", "metric")}
             rec["metrics"]["retrained"] = last["metric"]

@@ -27,7 +27,7 @@ Backends
 * `faster-coco-eval` (default): C++ matching/accumulation, same numbers (tested to 1e-6 against pycocotools on
   random inputs with crowds, ties, >100 dets per image, empty images). We build its result object directly instead
   of calling `loadRes`, which for bbox results only adds a 4-point polygon per detection that bbox evaluation never
-  reads (measured: about a third of faster-coco-eval's remaining time on 500k detections).
+  reads (2.0 s of about 10 s under cProfile on 500k detections).
 * `pycocotools`: the reference implementation, used the standard way (`COCO` + `loadRes` + `COCOeval`).
 
 Input checks are stricter than pycocotools (which asserts on unknown image ids and silently ignores unknown
@@ -94,7 +94,7 @@ def _read_json(path: str | Path, what: str) -> Any:
     """Parse a JSON file, turning every way it can fail into a one-line DataError."""
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{what} not found: {p}" + ("" if not p.exists() else " (it is not a file)"))
+        raise DataError(f"{what} {p} is not a file" if p.exists() else f"{what} not found: {p}")
     try:
         with p.open("rb") as f:
             return json.load(f)
@@ -211,7 +211,7 @@ def _describe_bad_detection(d: Any) -> str | None:
         if key not in d:
             return f"has no '{key}'"
     bb = d["bbox"]
-    if not isinstance(bb, (list, tuple)) or len(bb) != 4 or not all(_is_num(v) for v in bb):
+    if not isinstance(bb, (list, tuple, np.ndarray)) or len(bb) != 4 or not all(_is_num(v) for v in bb):
         return f"needs 'bbox' = [x, y, w, h] (4 numbers), got {bb!r}"
     if not all(math.isfinite(float(v)) for v in bb):
         return f"has a non-finite bbox {bb!r}"

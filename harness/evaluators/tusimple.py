@@ -137,19 +137,28 @@ def _raw_file(rec: dict, where: str) -> str:
     return raw
 
 
-def _lane_lists(rec: dict, where: str) -> list:
-    """The `lanes` field as a sequence of sequences (lists from JSON, or arrays from an in-memory writer)."""
+_SEQ_TYPES = (list, tuple)
+
+
+def _lane_lists(rec: dict, where: str) -> tuple[list, list[int]]:
+    """The `lanes` field as a list of sequences (lists from JSON, or arrays from an in-memory writer), and their lengths.
+
+    JSON lanes are lists of lists, so the common case is one type check per lane in a comprehension; anything else
+    is looked at lane by lane to name the offending one.
+    """
     lanes = rec["lanes"]
     if isinstance(lanes, np.ndarray):
         if lanes.ndim != 2 and lanes.size:
             raise DataError(f"{where}: field 'lanes' is a {lanes.ndim}-D array; it must be a list of lanes")
-        return list(lanes)
-    if not isinstance(lanes, (list, tuple)):
+        lanes = list(lanes)
+    elif not isinstance(lanes, _SEQ_TYPES):
         raise DataError(f"{where}: field 'lanes' is {_describe(lanes)}; it must be a list of lanes (lists of x)")
+    if all([type(lane) is list for lane in lanes]):
+        return lanes, [len(lane) for lane in lanes]
     for j, lane in enumerate(lanes):
         if not isinstance(lane, (list, tuple, np.ndarray)) or (isinstance(lane, np.ndarray) and lane.ndim != 1):
             raise DataError(f"{where}: field 'lanes'[{j}] is {_describe(lane)}; each lane must be a list of x values")
-    return list(lanes)
+    return list(lanes), [len(lane) for lane in lanes]
 
 
 def _check_number_field(rec: dict, key: str, where: str) -> float:
@@ -270,13 +279,13 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
             h = h.tolist()
         if not isinstance(h, (list, tuple)) or not h:
             raise DataError(f"{w}: field 'h_samples' is {_describe(h)}; it must be a non-empty list of y values")
-        lanes = _lane_lists(rec, w)
-        for j, lane in enumerate(lanes):
-            if len(lane) != len(h):
-                raise DataError(
-                    f"{w}: field 'lanes'[{j}] has {len(lane)} values but 'h_samples' has {len(h)}; "
-                    "each lane needs one x per h_sample"
-                )
+        lanes, lens = _lane_lists(rec, w)
+        if lens.count(len(h)) != len(lens):
+            j = next(j for j, n in enumerate(lens) if n != len(h))
+            raise DataError(
+                f"{w}: field 'lanes'[{j}] has {lens[j]} values but 'h_samples' has {len(h)}; "
+                "each lane needs one x per h_sample"
+            )
         index[raw] = i
         raw_files.append(raw)
         h_lists.append(h)
@@ -327,13 +336,13 @@ def _check_pred_records(
         if raw in index:
             raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
         run_times.append(_check_number_field(rec, "run_time", w))
-        lanes = _lane_lists(rec, w)
-        n_rows = len(rec["h_samples"]) if isinstance(rec.get("h_samples"), (list, tuple, np.ndarray)) else None
-        for j, lane in enumerate(lanes):
-            expected = n_rows if n_rows is not None else len(lanes[0])
-            if len(lane) != expected:
-                other = "'h_samples'" if n_rows is not None else "'lanes'[0]"
-                raise DataError(f"{w}: field 'lanes'[{j}] has {len(lane)} values but {other} has {expected}")
+        lanes, lens = _lane_lists(rec, w)
+        h = rec.get("h_samples")
+        expected = len(h) if isinstance(h, (list, tuple, np.ndarray)) else (lens[0] if lens else 0)
+        if lens.count(expected) != len(lens):
+            j = next(j for j, n in enumerate(lens) if n != expected)
+            other = "'h_samples'" if isinstance(h, (list, tuple, np.ndarray)) else "'lanes'[0]"
+            raise DataError(f"{w}: field 'lanes'[{j}] has {lens[j]} values but {other} has {expected}")
         index[raw] = i
         raw_files.append(raw)
         lanes_per.append(lanes)
