@@ -1,7 +1,8 @@
 """Euclidean projection onto {X : card(X) <= l} and the masks it defines (slr_admm_spec.md §3.1).
 
 Two implementations:
-* ``topk`` (default): exact, on the tensor's own device, no host round trip. Keeps l = n - floor(n*p) entries of
+* ``topk`` (default): exact, on the tensor's own device, no host round trip (on CPU tensors the threshold comes
+  from numpy's O(n) partition, which is faster there than torch.topk). Keeps l = n - floor(n*p) entries of
   largest |x|; ties at the threshold are broken by flat index (lowest index kept), so the result is deterministic
   and always keeps exactly l entries.
 * ``percentile``: bit-level reproduction of the reference code: tau = numpy.percentile(|x|, 100p) (linear
@@ -20,6 +21,17 @@ from harness.sparsity import kept_count
 PROJECTIONS = ("topk", "percentile")
 
 
+def topk_threshold(mag: torch.Tensor, keep: int) -> torch.Tensor:
+    """The keep-th largest value, found on the tensor's device with torch.topk (no host sync).
+
+    It is also the (n-keep+1)-th smallest, so topk is asked for the smaller of the two k's.
+    """
+    n = mag.numel()
+    if keep <= n - keep + 1:
+        return torch.topk(mag, keep, largest=True, sorted=False).values.min()
+    return torch.topk(mag, n - keep + 1, largest=False, sorted=False).values.max()
+
+
 def topk_mask(x: torch.Tensor, ratio: float) -> torch.Tensor:
     """Boolean mask of the `kept_count(n, ratio)` largest-|x| entries (ties broken by flat index)."""
     flat = x.detach().reshape(-1)
@@ -30,13 +42,18 @@ def topk_mask(x: torch.Tensor, ratio: float) -> torch.Tensor:
     if keep <= 0:
         return torch.zeros_like(x, dtype=torch.bool)
     mag = flat.abs().float()
-    # The keep-th largest magnitude is also the (n-keep+1)-th smallest: ask topk for the smaller of the two k's.
-    if keep <= n - keep + 1:
-        thresh = torch.topk(mag, keep, largest=True, sorted=False).values.min()
+    if mag.device.type == "cpu":
+        # On the host, numpy's O(n) introselect beats torch.topk/kthvalue (no device round trip exists here), and
+        # the tie check below may sync freely.
+        thresh = torch.as_tensor(np.partition(mag.numpy(), n - keep)[n - keep])
+        above = mag > thresh
+        at = mag == thresh
+        if int(above.sum()) + int(at.sum()) == keep:  # no ties straddle the cut: skip the ranking pass
+            return (above | at).view_as(x)
     else:
-        thresh = torch.topk(mag, n - keep + 1, largest=False, sorted=False).values.max()
-    above = mag > thresh
-    at = mag == thresh
+        thresh = topk_threshold(mag, keep)
+        above = mag > thresh
+        at = mag == thresh
     # Fill the remaining slots with the lowest-index ties; stays on device (no .item()).
     room = keep - above.sum()
     tie_rank = torch.cumsum(at, dim=0, dtype=torch.int64)

@@ -91,6 +91,15 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def make_scheduler(opt: torch.optim.Optimizer, kind: str, epochs: int):
+    """Per-epoch LR schedule of a phase: constant (the reference code's effective schedule) or cosine."""
+    if kind == "cosine" and epochs > 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    if kind in ("constant", "cosine"):
+        return None
+    raise UserError(f"unknown scheduler {kind!r}; choose constant or cosine")
+
+
 def validate_method(cfg: RunConfig) -> None:
     """Fail on a bad method setting before any (possibly long) pretraining starts."""
     from harness.methods import METHODS
@@ -161,6 +170,8 @@ class Run:
                           "data": self.cfg.data, "max_steps": self.cfg.max_steps}, sort_keys=True)
         cache_dir = Path(os.environ.get("PRUNEBENCH_CACHE") or Path(self.cfg.out) / "cache")
         cache = cache_dir / f"dense-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+        # Where the dense weights live: `benchmark export` draws before/after weight histograms from them.
+        self.record.setdefault("artifacts", {})["dense_weights"] = str(cache)
         if cache.is_file():
             model.load_state_dict(torch.load(cache, map_location=self.device, weights_only=True))
             self.log(f"dense model: cached pretraining {cache}")
@@ -307,6 +318,7 @@ class Run:
         method.attach(model, plan)
         opt = make_optimizer(model, self._opt("optimizer"), self._opt("lr"), self.recipe.momentum,
                              self._opt("weight_decay"))
+        sched = make_scheduler(opt, self.recipe.scheduler, epochs) if fit is None else None
         start_epoch, phase = 1, "method"
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
@@ -316,6 +328,9 @@ class Run:
             for key in ("metrics", "metrics_full", "curves", "updates", "epochs"):
                 rec[key] = ckpt["record"][key]
             start_epoch, phase = ckpt["epoch"] + 1, ckpt["phase"]
+            if sched is not None and phase == "method":
+                for _ in range(ckpt["epoch"]):
+                    sched.step()
             self.log(f"resuming {self.run_id} at {phase} epoch {start_epoch}")
         rec["config"]["method_config"] = method.config()
         rec["epochs"].update(method_budget=epochs, threshold=cfg.early_stop)
@@ -329,6 +344,8 @@ class Run:
                 point = {"phase": "method", "epoch": epoch, "loss": stats.train_loss, "seconds": stats.seconds,
                          "lr": stats.lr, **stats.method_log}
                 rec["curves"]["train"].append(point)
+                if sched is not None:
+                    sched.step()
                 rec["updates"] = list(method.updates)
                 rec["epochs"]["method"] = epoch
                 stop = False
@@ -383,9 +400,12 @@ class Run:
             keeper.attach(model, plan)
             ropt = make_optimizer(model, self._opt("optimizer"), self._opt("retrain_lr") or self._opt("lr"),
                                   self.recipe.momentum, self._opt("weight_decay"))
+            rsched = make_scheduler(ropt, self.recipe.scheduler, retrain_epochs) if fit is None else None
             if ckpt is not None and phase == "retrain":
                 if fit is None:
                     ropt.load_state_dict(ckpt["optimizer"])
+                for _ in range(ckpt["epoch"] if rsched is not None else 0):
+                    rsched.step()
             else:
                 start_epoch = 1
 
@@ -396,6 +416,8 @@ class Run:
                 rec["curves"]["retrain"].append({"epoch": epoch, "loss": stats.train_loss, "seconds": stats.seconds,
                                                  "metric": self.primary(metrics), **metrics})
                 rec["epochs"]["retrain"] = epoch
+                if rsched is not None:
+                    rsched.step()
                 self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
                                       "optimizer": optim.state_dict(), "epoch": epoch, "phase": "retrain",
                                       "record": rec})

@@ -44,6 +44,7 @@ class TrainRecipe:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    scheduler: str = "constant"  # constant | cosine (per epoch, over each phase's epochs)
     epochs: int = 10  # SLR/ADMM (method) epochs
     retrain_epochs: int = 0  # masked-retrain epochs
     retrain_lr: float | None = None  # None: same as lr

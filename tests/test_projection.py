@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.projection import hard_prune_, percentile_threshold, project, topk_mask
+from harness.projection import hard_prune_, percentile_threshold, project, topk_mask, topk_threshold
 
 
 @pytest.mark.parametrize("n,p", [(1000, 0.9), (37, 0.5), (36_864, 0.9), (5, 0.0), (5, 1.0), (4096, 0.333)])
@@ -57,3 +57,11 @@ def test_hard_prune_in_place_preserves_shape_and_values():
     assert torch.equal(w.detach()[kept], before[kept])
     assert torch.all(w.detach()[~kept] == 0)
     assert int(kept.sum()) == 288 - 216
+
+
+@pytest.mark.parametrize("keep", [1, 7, 500, 999, 1000])
+def test_device_threshold_matches_sorting(keep):
+    """The accelerator path (torch.topk) finds the same keep-th largest value as a full sort."""
+    torch.manual_seed(keep)
+    mag = torch.randn(1000).abs()
+    assert topk_threshold(mag, keep) == torch.sort(mag, descending=True).values[keep - 1]

@@ -213,3 +213,13 @@ def test_cli_subprocess_has_no_traceback(workdir):
 def test_help_explains(capsys):
     code, out, _ = cli(["run", "--help"], capsys)
     assert code == 0 and "compression rate" in out.lower() and "--resume" in out
+
+
+def test_bf16_autocast_and_cosine_schedule(workdir, monkeypatch):
+    monkeypatch.setattr(DigitsTask, "recipe", lambda self: __import__("harness.tasks", fromlist=["TrainRecipe"])
+                        .TrainRecipe(optimizer="adam", lr=1e-3, epochs=3, retrain_epochs=2, scheduler="cosine"))
+    rec = run(RunConfig(task="digits", method="admm", rate=4.0, amp="bf16", max_steps=4,
+                        weights=str(save_digits(workdir))), log=lambda s: None)
+    assert rec["status"] == "completed"
+    lrs = [p["lr"] for p in rec["curves"]["train"]]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[1] < lrs[0] and lrs[2] < lrs[1]  # cosine over the method epochs

@@ -1,0 +1,416 @@
+"""COCO object detection with the YOLOv3 family of Ultralytics 8.x (`--task coco`; tasks_spec Part B).
+
+Models: `yolov3`, `yolov3-tiny`, `yolov3-spp`, built from the YAMLs that ship in the wheel (no download; note these are
+Ultralytics' anchor-free SiLU/DFL "v3u" networks, not the Darknet models of the seed's Table 3, B1), or loaded from a
+user's Ultralytics detection `.pt` / state dict with `--weights`.
+
+Data: a folder made by `data_scripts/coco_convert.py` (holding `coco2014.yaml` and/or `coco2017.yaml`, checked with
+`check_coco_layout`), or the path of such a YAML, or any Ultralytics detection YAML (then scored against the GT
+Ultralytics builds from the YOLO labels, see `evaluate`).
+
+Metric: `AP50` = COCO-API bbox AP at IoU 0.5 (`COCOeval.stats[1]` × 100, harness.evaluators.coco, faster-coco-eval),
+computed on the detections of Ultralytics' validator (its `predictions.json` entries, conf 0.001, NMS IoU 0.7 by
+default, multi-label, max_det 300) after mapping them to COCO ids, against the converter's `instances_val*.json` with
+`params.imgIds` = the val list (Darknet 5k for 2014). Ultralytics' own `metrics/mAP50(B)` (101-point trapezoid in
+letterboxed coordinates, B7) is recorded next to it as `mAP50_ultralytics`.
+
+Training runs through Ultralytics' trainer (adapters/detection/trainer.py), which the runner calls through
+`fit_epochs()` for the method phase and for masked retraining.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+import yaml
+from torch import nn
+
+from harness import offline
+from harness.errors import CheckpointError, DataError, UserError, format_key_mismatch
+from harness.evaluation import Evaluator
+from harness.methods.base import PruningMethod
+from harness.tasks import Task, TaskConfig, TrainRecipe
+from harness.training import EpochStats
+
+MODELS: tuple[str, ...] = ("yolov3", "yolov3-tiny", "yolov3-spp")
+# Method epochs per model: seed Table 3 at 2x (yolov3-tiny: 15 / 20 / 25 epochs for 1.19x / 2x / 3.33x; yolov3-spp:
+# 15 at 2x; yolov3 is not in the table, Fig. 2a reaches the threshold at epoch 15). Pass --epochs for the other rows.
+RECIPE_EPOCHS: dict[str, int] = {"yolov3-tiny": 20, "yolov3-spp": 15, "yolov3": 15}
+OPTIMIZERS: dict[str, str] = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}  # harness name -> Ultralytics name
+BACKENDS = ("faster-coco-eval", "pycocotools")
+# --opt keys the task reads itself; any other key must be an Ultralytics train argument (mosaic, close_mosaic, ...).
+TASK_OPTIONS = ("imgsz", "year", "iou", "conf", "val_batch", "backend", "verbose")
+# Ultralytics arguments the harness sets from its own flags (or must keep fixed for the protocol / offline use).
+RESERVED = {
+    "model": "--model", "data": "--data", "epochs": "--epochs / --retrain-epochs", "batch": "--batch-size",
+    "device": "--device", "workers": "--workers", "seed": "--seed", "optimizer": "--optimizer", "lr0": "--lr",
+    "momentum": "the recipe", "weight_decay": "--weight-decay", "amp": "--amp", "save_dir": "--out",
+    "project": "--out", "name": "--out", "resume": "--resume", "pretrained": "--weights", "val": "--check-every",
+    "save": "--out", "task": "--task", "mode": "--task", "fraction": "--max-steps",
+}
+DATA_HINT = "data_scripts/coco_download.py then data_scripts/coco_convert.py"
+
+
+def _ultralytics_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return str(device.index or 0)
+    return device.type
+
+
+def yolo_prune_set(model: nn.Module) -> list[str]:
+    """Every 4-D `*.weight` except the DFL's fixed arange conv (B2.3): backbone, neck, both Detect branches, the
+    first conv and the 1×1 prediction convs included (the seed does not say it skipped any)."""
+    return [n for n, p in model.named_parameters() if p.dim() == 4 and n.endswith(".weight") and ".dfl." not in n]
+
+
+class CocoTask(Task):
+    """YOLOv3 / YOLOv3-tiny / YOLOv3-SPP on COCO through Ultralytics 8.x."""
+
+    name = "coco"
+    models = MODELS
+    default_model = "yolov3-tiny"
+    primary_metric = "AP50"
+    higher_is_better = True
+    headline_rule = "conv"  # spec A12 / YOLO lineage: compression counted over 4-D weights
+    data_hint = f"COCO 2014 (Darknet 5k split): {DATA_HINT}"
+    default_rates = (2.0,)  # the rate Table 3 shares between yolov3-tiny and yolov3-spp
+
+    def __init__(self, cfg: TaskConfig):
+        super().__init__(cfg)
+        from adapters.detection import trainer as _trainer  # configures offline mode, then imports ultralytics
+
+        self._ul = _trainer
+        opts = dict(cfg.options)
+        self.imgsz = int(opts.pop("imgsz", 640))
+        self.year = str(opts.pop("year")) if "year" in opts else None
+        self.iou = float(opts.pop("iou", 0.7))  # Ultralytics 8.x NMS IoU; the old repo used 0.6 (B1)
+        self.conf = float(opts.pop("conf", 0.001))
+        self.batch_size = int(cfg.batch_size or 16)
+        self.val_batch = int(opts.pop("val_batch", 2 * self.batch_size))  # the trainer's own val batch
+        self.backend = str(opts.pop("backend", "faster-coco-eval"))
+        self.verbose = bool(opts.pop("verbose", False))
+        if self.backend not in BACKENDS:
+            raise UserError(f"--opt backend={self.backend} is unknown; choose one of: {', '.join(BACKENDS)}")
+        if self.imgsz < 32 or self.imgsz % 32:
+            raise UserError(f"--opt imgsz={self.imgsz} must be a positive multiple of 32 (YOLO's largest stride)")
+        from ultralytics.utils import DEFAULT_CFG_KEYS
+
+        for key in opts:
+            if key in RESERVED:
+                raise UserError(f"--opt {key}=… is set by the benchmark; use {RESERVED[key]} instead")
+            if key not in DEFAULT_CFG_KEYS:
+                raise UserError(f"--opt {key}=… is neither a coco task option ({', '.join(TASK_OPTIONS)}) nor an "
+                                "Ultralytics train argument")
+        self.ul_options = opts  # passed through to Ultralytics' trainer (e.g. mosaic=0, close_mosaic=0, cos_lr=true)
+
+        self.data_yaml: Path | None = None
+        self.data_cfg: dict[str, Any] = {}
+        if cfg.data is not None:
+            self.data_yaml, self.data_cfg = self._resolve_data(Path(cfg.data))
+        names = self.data_cfg.get("names")
+        self.nc = len(names) if names else 80
+        self._gt_cache: dict | None = None
+        self._val_loader = None  # the validator's dataloader, reused across evaluations
+        self._workdir: Path | None = None
+
+    # ---- data --------------------------------------------------------------------------------------------------
+    def _resolve_data(self, path: Path) -> tuple[Path, dict[str, Any]]:
+        """The data YAML and its contents; DataError naming what is missing and the script that makes it."""
+        from adapters.detection.coco_data import SPLITS, check_coco_layout, yaml_name
+
+        if path.is_dir():
+            years = [self.year] if self.year else [y for y in SPLITS if (path / yaml_name(y)).is_file()]
+            if not years:
+                raise DataError(f"{path} has no coco2014.yaml or coco2017.yaml; make it with {DATA_HINT}")
+            year = years[0]  # 2014 first: the seed's split
+            check_coco_layout(path, year)
+            path = path / yaml_name(year)
+        elif not path.exists():
+            raise DataError(f"COCO data {path} does not exist; make it with {DATA_HINT}")
+        elif path.suffix not in (".yaml", ".yml"):
+            raise DataError(f"--data {path} must be a converted COCO folder or a dataset YAML")
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(f"cannot read dataset YAML {path}: {str(exc).splitlines()[0]}") from None
+        if not isinstance(doc, dict) or not all(k in doc for k in ("train", "val", "names")):
+            raise DataError(f"{path} is not an Ultralytics dataset YAML (needs train, val and names)")
+        if "download" in doc:
+            # A missing path would make Ultralytics fetch the dataset (B9/B10); the benchmark never downloads.
+            raise DataError(f"{path} has a 'download:' key; remove it (prunebench never downloads data) or use "
+                            f"{DATA_HINT}")
+        gt = doc.get("coco_gt_json")
+        if gt is not None and not Path(gt).is_file():
+            raise DataError(f"missing {gt} (the evaluation ground truth named in {path}); make it with {DATA_HINT}")
+        return path.resolve(), doc
+
+    def _require_data(self) -> Path:
+        if self.data_yaml is None:
+            raise DataError(f"the coco task needs --data (a converted COCO folder); make it with {DATA_HINT}")
+        return self.data_yaml
+
+    def _work(self) -> Path:
+        """Scratch folder for Ultralytics' run files (args.yaml, results.csv, predictions.json), removed with the
+        task: nothing lands in the CWD's runs/ or in $HOME."""
+        if self._workdir is None:
+            base = offline.state_dir()
+            base.mkdir(parents=True, exist_ok=True)
+            self._workdir = Path(tempfile.mkdtemp(prefix="coco-", dir=base))
+            weakref.finalize(self, shutil.rmtree, str(self._workdir), True)
+        return self._workdir
+
+    def train_loader(self) -> Iterable:
+        raise UserError("the coco task trains only through Ultralytics' trainer (method phase and retrain); dense "
+                        "pretraining in the shared loop is not offered: pass --weights (an Ultralytics detection .pt)")
+
+    def eval_loader(self) -> Iterable:
+        raise UserError("the coco task evaluates through Ultralytics' validator (CocoTask.evaluate), not a loader")
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        raise UserError("the coco task uses Ultralytics' loss inside its trainer; there is no shared-loop loss")
+
+    def predict(self, model: nn.Module, batch: Any) -> Any:
+        raise UserError("the coco task predicts through Ultralytics' validator (CocoTask.evaluate)")
+
+    def evaluator(self) -> Evaluator:
+        raise UserError("the coco task scores detections in CocoTask.evaluate (harness.evaluators.coco)")
+
+    # ---- model -------------------------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from ultralytics.nn.tasks import DetectionModel
+
+        with self._ul.ultralytics_quiet(self.verbose):
+            model = DetectionModel(f"{self.cfg.model}.yaml", nc=self.nc, ch=3, verbose=False)
+        if self.data_cfg.get("names"):
+            names = self.data_cfg["names"]
+            model.names = dict(enumerate(names)) if isinstance(names, list) else dict(names)
+        if self.cfg.weights is not None:
+            self._load_weights(model, Path(self.cfg.weights))
+        return model.to(self.cfg.device)
+
+    def _load_weights(self, model: nn.Module, path: Path) -> None:
+        """Load an Ultralytics detection checkpoint (`{"ema"|"model": module}`) or a plain state dict, strictly."""
+        from ultralytics.nn.tasks import guess_model_task
+
+        if not path.is_file():
+            raise CheckpointError(f"weights file {path} does not exist (give a local path; nothing is downloaded)")
+        try:
+            # Ultralytics checkpoints pickle whole modules, so weights_only=False is required (as Ultralytics does).
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {first}") from None
+        src = obj
+        if isinstance(obj, dict) and isinstance(obj.get("ema") or obj.get("model"), nn.Module):
+            src = obj.get("ema") or obj.get("model")
+        if isinstance(src, nn.Module):
+            task = guess_model_task(src)
+            if task != "detect":
+                raise CheckpointError(f"{path} is an Ultralytics {task!r} checkpoint; --task coco needs a detection "
+                                      "(task 'detect') model such as yolov3u.pt")
+            state = src.float().state_dict()
+        elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            state = obj
+            own = model.state_dict()
+            if not any(k in own for k in state) and all(k.startswith("module.") for k in state):
+                state = {k[len("module."):]: v for k, v in state.items()}
+        else:
+            raise CheckpointError(f"{path} is neither an Ultralytics checkpoint nor a state dict")
+        own = model.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if missing or unexpected:
+            raise CheckpointError(f"{path} does not match {self.cfg.model}: {format_key_mismatch(missing, unexpected)}")
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+                  for k, v in own.items() if state[k].shape != v.shape]
+        if shapes:
+            raise CheckpointError(f"{path} does not match {self.cfg.model} ({len(shapes)} shape mismatches, e.g. "
+                                  f"{'; '.join(shapes[:3])}); is it another model or another class count?")
+        model.load_state_dict(state, strict=True)
+
+    def default_prune_set(self, model: nn.Module) -> list[str]:
+        return yolo_prune_set(model)
+
+    def recipe(self) -> TrainRecipe:
+        # Ultralytics defaults with the old repo's explicit SGD (B3.3: 'auto' would pick AdamW or MuSGD).
+        return TrainRecipe(optimizer="sgd", lr=0.01, momentum=0.937, weight_decay=5e-4,
+                           epochs=RECIPE_EPOCHS[self.cfg.model], retrain_epochs=0, check_every=5)
+
+    # ---- training through Ultralytics --------------------------------------------------------------------------
+    def fit_epochs(self) -> Callable[..., list[EpochStats]]:
+        return self.fit
+
+    def ultralytics_overrides(self, phase: str, epochs: int, lr: float, optimizer: str, momentum: float,
+                              weight_decay: float, amp: str | None) -> dict[str, Any]:
+        """Ultralytics train arguments for one phase: its defaults plus the benchmark's settings."""
+        if optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {optimizer!r} for the coco task; choose one of: "
+                            f"{', '.join(OPTIMIZERS)}")
+        on_cpu = self.cfg.device.type == "cpu"
+        # fp32 unless asked; fp16 autocast only on CUDA (Ultralytics' AMP self-test is skipped, see trainer.py).
+        ul_amp: bool | str = {None: False, "bf16": "bf16", "fp16": not on_cpu}[amp]
+        return {
+            **self.ul_options,
+            "model": f"{self.cfg.model}.yaml",  # only a name here: the module is handed over (B3.5)
+            "data": str(self._require_data()),
+            "task": "detect",
+            "mode": "train",
+            "epochs": int(epochs),
+            "batch": self.batch_size,
+            "imgsz": self.imgsz,
+            "device": _ultralytics_device(self.cfg.device),
+            "workers": self.cfg.workers,
+            "seed": self.cfg.seed,
+            "optimizer": OPTIMIZERS[optimizer],
+            "lr0": float(lr),
+            "momentum": float(momentum),
+            "weight_decay": float(weight_decay),
+            "amp": ul_amp,
+            "pretrained": False,
+            "plots": False,
+            "val": False,
+            "save": False,
+            "save_dir": str(self._work() / phase),
+            "exist_ok": True,
+            "verbose": self.verbose,
+        }
+
+    def fit(
+        self,
+        model: nn.Module,
+        method: PruningMethod,
+        *,
+        phase: str,
+        epochs: int,
+        on_epoch_end: Callable[[EpochStats, nn.Module, torch.optim.Optimizer], bool],
+        start_epoch: int = 1,
+        lr: float = 0.01,
+        optimizer: str = "sgd",
+        momentum: float = 0.937,
+        weight_decay: float = 5e-4,
+        amp: str | None = None,
+        max_steps: int | None = None,
+        optimizer_state: dict[str, Any] | None = None,
+    ) -> list[EpochStats]:
+        """One runner phase ("method" or "retrain") of `epochs` epochs in Ultralytics' trainer (a fresh trainer per
+        phase: its own warm-up, LR schedule and EMA, as a separate `yolo train` would have).
+
+        `on_epoch_end(stats, ema_module, optimizer)` runs after every epoch (the runner's hard-prune checks, records,
+        checkpoints) and returns True to stop early. The method is already attached to `model`; the model is trained
+        in place and holds the EMA's weights when this returns.
+        """
+        overrides = self.ultralytics_overrides(phase, epochs, lr, optimizer, momentum, weight_decay, amp)
+        return self._ul.run_phase(overrides, model, method, on_epoch_end, start_epoch, optimizer_state, max_steps,
+                                  self.verbose)
+
+    # ---- evaluation --------------------------------------------------------------------------------------------
+    def _gt(self) -> dict:
+        """The COCO ground truth (parsed and validated once; the evaluator copies what it mutates)."""
+        if self._gt_cache is None:
+            from harness.evaluators.coco import load_gt
+
+            self._gt_cache = load_gt(Path(self.data_cfg["coco_gt_json"]))
+        return self._gt_cache
+
+    def evaluate(self, model: nn.Module, desc: str = "eval") -> dict[str, float]:
+        """Run Ultralytics' validator on a deep copy of `model` and score its detections with the COCO API.
+
+        The copy matters: standalone validation fuses Conv+BN in place. With converted COCO data the detections are
+        mapped to COCO ids (`normalize_ultralytics_predictions`) and scored against `coco_gt_json` on
+        `coco_val_image_ids`; with any other dataset YAML they are scored against the GT Ultralytics builds from the
+        YOLO labels (image ids = dataloader indices, all iscrowd 0, B8.1).
+        """
+        from harness.evaluators.coco import STAT_NAMES, evaluate_detections, normalize_ultralytics_predictions
+
+        data = self._require_data()
+        target = copy.deepcopy(getattr(model, "module", model)).float().eval()
+        args = {
+            "model": f"{self.cfg.model}.yaml", "data": str(data), "task": "detect", "mode": "val", "split": "val",
+            "imgsz": self.imgsz, "batch": self.val_batch, "conf": self.conf, "iou": self.iou,
+            "device": _ultralytics_device(self.cfg.device), "workers": self.cfg.workers, "plots": False,
+            "save_json": True, "verbose": self.verbose,
+        }
+        validator = self._ul.JsonValidator(dataloader=self._val_loader, save_dir=self._work() / "val", args=args)
+        with self._ul.ultralytics_quiet(self.verbose):
+            stats = validator(model=target)
+        self._val_loader = validator.dataloader
+        jdict = validator.jdict or []
+        if "coco_gt_json" in self.data_cfg:
+            ids = "coco91" if validator.is_coco else str(self.data_cfg.get("coco_pred_category_ids", "class+1"))
+            dets = normalize_ultralytics_predictions(jdict, category_ids=ids)  # type: ignore[arg-type]
+            gt = self._gt()
+            # COCOeval scores only the GT file's categories (params.catIds); a GT with fewer than the 80 (a synthetic
+            # or filtered set) would make our strict evaluator reject the rest, so they are dropped here and counted.
+            # Real COCO lists all 80, so nothing is dropped there.
+            known = {c["id"] for c in gt["categories"]}
+            kept = [d for d in dets if d["category_id"] in known]
+            other = len(dets) - len(kept)
+            result = evaluate_detections(kept, gt, backend=self.backend,
+                                         img_ids=self.data_cfg.get("coco_val_image_ids"))
+        else:
+            gdict = validator.gdict
+            preds = iter(jdict)
+            dets = [{**next(preds), "image_id": image["id"]}
+                    for image, count in zip(gdict["images"], validator.pred_counts) for _ in range(count)]
+            result = evaluate_detections([{k: d[k] for k in ("image_id", "category_id", "bbox", "score")}
+                                          for d in dets], gdict, backend=self.backend)
+            other = 0  # Ultralytics' GT lists every class of the YAML
+        coco = {name: 100.0 * float(v) for name, v in zip(STAT_NAMES, result["stats"])}
+        return {
+            "AP50": coco["AP50"],
+            "AP": coco["AP"],
+            "AP75": coco["AP75"],
+            "mAP50_ultralytics": 100.0 * float(stats.get("metrics/mAP50(B)", 0.0)),
+            "mAP50-95_ultralytics": 100.0 * float(stats.get("metrics/mAP50-95(B)", 0.0)),
+            "precision_ultralytics": 100.0 * float(stats.get("metrics/precision(B)", 0.0)),
+            "recall_ultralytics": 100.0 * float(stats.get("metrics/recall(B)", 0.0)),
+            "n_images": float(result["n_images"]),
+            "n_detections": float(result["n_detections"]),
+            "n_detections_other_categories": float(other),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        import ultralytics
+
+        gt = self.data_cfg.get("coco_gt_json")
+        return super().describe() | {
+            "metric_definition": (
+                "AP50 = COCO-API bbox AP@IoU0.5 (COCOeval.stats[1] x100) by harness.evaluators.coco "
+                f"({self.backend}) on the detections of Ultralytics' validator (predictions.json entries mapped to "
+                "COCO ids), params.imgIds = the val list" if gt else
+                "AP50 = COCO-API bbox AP@IoU0.5 (stats[1] x100) by harness.evaluators.coco on Ultralytics' in-memory "
+                "GT built from the YOLO val labels (not an official COCO number)"
+            ),
+            "secondary_metrics": {
+                "mAP50_ultralytics": "Ultralytics 8.x validator metrics/mAP50(B) x100: 101-point trapezoid AP, "
+                                     "letterboxed coordinates, no crowd handling, no maxDets cut (tasks_spec B7)",
+                "AP": "COCO-API AP@[.5:.95] x100", "AP75": "COCO-API AP@.75 x100",
+            },
+            "data_yaml": str(self.data_yaml) if self.data_yaml else None,
+            "gt_json": gt,
+            "val_images": len(self.data_cfg.get("coco_val_image_ids") or []) or None,
+            "imgsz": self.imgsz,
+            "batch": self.batch_size,
+            "val": {"conf": self.conf, "nms_iou": self.iou, "batch": self.val_batch, "multi_label": True,
+                    "max_det": 300, "model": "deep copy, Conv+BN fused by the validator"},
+            "prune_set": "every 4-D *.weight except *.dfl.* (first conv and 1x1 prediction convs included)",
+            "training": {
+                "engine": f"ultralytics {ultralytics.__version__} DetectionTrainer (own data pipeline, loss, warm-up, "
+                          "LR schedule, accumulation to nbs=64, EMA); one fresh trainer per phase",
+                "penalty": "added in optimizer_step after scaler.unscale_, before clip_grad_norm_(10); grad_scale = "
+                           "images accumulated since the last step (loss is batch-mean x batch size, summed over "
+                           "accumulated batches)",
+                "observed_loss": "batch-mean loss = sum of Ultralytics loss_items (box 7.5, cls 0.5, dfl 1.5 gains)",
+                "masks": "re-applied in place to the live model after each step and to the EMA after each EMA update",
+                "checks_on": "deep copy of trainer.ema.ema, hard-pruned; the EMA is copied into the live model at the "
+                             "end of each phase",
+                "dense_validation": "off (per-epoch val, last.pt/best.pt and best.pt final eval disabled)",
+                "ultralytics_overrides": dict(self.ul_options),
+            },
+        }
