@@ -80,7 +80,7 @@ class ResultStore:
         rates = record.get("compression", {}).get("achieved", {})
         row = (
             record["run_id"], record["status"], record["task"], record["model"], record["method"],
-            record.get("config", {}).get("method_settings", {}).get("mode"), record.get("rate_requested"),
+            record.get("config", {}).get("settings", {}).get("mode"), record.get("rate_requested"),
             rates.get("paper"), rates.get("conv"), record.get("metric"), m.get("dense"), m.get("hardpruned"),
             m.get("retrained"), record.get("config", {}).get("seed"), record["provenance"].get("started"),
             record["provenance"].get("finished"), record["schema_version"], json.dumps(record, default=_json_default),

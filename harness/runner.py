@@ -445,6 +445,9 @@ class Run:
         torch.save({n: m.cpu() for n, m in masks.items()}, self.dir / "masks.pt")
         torch.save(model.state_dict(), self.dir / "pruned_model.pt")
         rec["artifacts"]["model"] = str(self.dir / "pruned_model.pt")
+        written = self.task.write_predictions(model, self.dir / "predictions.json")
+        if written is not None:
+            rec["artifacts"]["predictions"] = str(written[0])
 
 
 def run(cfg: RunConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:

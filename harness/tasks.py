@@ -111,6 +111,11 @@ class Task(ABC):
         """Metrics of `model` on the eval split. Tasks with their own validator (detection) override this."""
         return inference_on_dataset(model, self.eval_loader(), self.evaluator(), self.predict, desc=desc)
 
+    def write_predictions(self, model: nn.Module, path: Path) -> tuple[Path, dict[str, float]] | None:
+        """Optional: write the final model's predictions in the benchmark's own file format (e.g. TuSimple JSON
+        lines) to `path` and return (path, metrics); None for tasks without such a file."""
+        return None
+
     def fit_epochs(self) -> Callable | None:
         """Optional: a task-specific training driver replacing harness.training's loop (detection: Ultralytics).
 

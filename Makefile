@@ -1,0 +1,24 @@
+# prunebench: `make demo` runs the embedded default; `make test` runs the whole test suite. Both set up .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: install demo test chromium
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/benchmark run
+
+# The HTML leaderboard test drives a real headless Chromium (Debian's package). Installed when we are root;
+# otherwise that one test is skipped with a reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "chromium not installed: the HTML export browser test will be skipped"; }
+
+test: $(VENV)/.installed chromium
+	$(PY) -m pytest -q

@@ -1,0 +1,424 @@
+"""Sweeps: a grid of runs (methods x rates x seeds) from CLI flags or an experiment YAML, resumable and shareable.
+
+* Resumable: a cell whose run id is `completed` in the store is skipped; every other cell runs with
+  `run(cfg, resume=True)`, so a sweep killed with `kill -9` continues from the last epoch checkpoint of the cell it was
+  in and never redoes a finished cell (a record reaches the store only after the run finished).
+* A failing cell (diverged, bad data, any exception) is recorded as `failed` in the store and the sweep goes on.
+* Several processes may share one store: each cell is claimed with an exclusive lock file
+  (`<store>.claims/<run_id>.lock`, created with O_CREAT|O_EXCL, holding pid, host and the process start time).
+  A lock whose process is gone (same host: pid dead or reused) or whose heartbeat is older than `stale_after`
+  seconds (any host) is taken over; the takeover itself is serialised with flock so two processes cannot both
+  take over the same stale lock. `--shard i/n` splits the grid statically on top of that.
+
+Experiment YAML (benchmarks/configs/*.yaml)::
+
+    name: t1_cifar10_resnet18
+    source: "paper Table 1, row ResNet-18 CIFAR-10; settings slr_admm_spec.md §9.2"
+    task: cifar10
+    model: resnet18
+    methods: [slr, admm]
+    rates: [8.71]
+    seeds: [0]
+    run:      {epochs: 40, optimizer: adam, lr: 0.01, batch_size: 128, retrain_epochs: 0, prune_pattern: ...}
+    settings: {rho: 0.1, M: 300, r: 0.1, s0: 0.01, mode: paper}
+    method_overrides: {admm: {settings: {rho: 0.01}}}
+    reported: benchmarks/tables/paper_table1.csv   # what `benchmark regress` compares against
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+
+from harness.errors import UserError
+from harness.methods import MethodSettings
+from harness.results import SCHEMA_VERSION, ResultStore, write_json_atomic
+from harness.runner import DEFAULT_OUT, RunConfig
+
+# RunConfig fields an experiment may set under `run:` (the grid axes and output places are set elsewhere).
+RUN_FIELDS = tuple(
+    f.name for f in dataclasses.fields(RunConfig)
+    if f.name not in ("task", "model", "method", "rate", "seed", "settings", "store", "out")
+)
+SETTINGS_FIELDS = tuple(f.name for f in dataclasses.fields(MethodSettings))
+SPEC_KEYS = ("name", "description", "source", "task", "model", "methods", "rates", "seeds", "run", "settings",
+             "method_overrides", "reported", "notes")
+
+
+@dataclass
+class SweepSpec:
+    """A grid of runs: every method x rate x seed with shared run options and method settings."""
+
+    task: str = "digits"
+    model: str | None = None
+    methods: list[str] = field(default_factory=lambda: ["slr", "admm", "magnitude"])
+    rates: list[float | None] = field(default_factory=lambda: [None])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    run: dict[str, Any] = field(default_factory=dict)  # RunConfig fields
+    settings: dict[str, Any] = field(default_factory=dict)  # MethodSettings fields
+    method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> {run: {}, settings: {}}
+    name: str = "sweep"
+    source: str | None = None
+    reported: str | None = None
+
+    def cells(self, store: str, out: str) -> list[RunConfig]:
+        """The grid in a fixed order (rate, method, seed): the order `--shard` splits by."""
+        from harness.tasks import get_task_class
+
+        # Resolve the default model now: the run id must be the one `run()` computes, or resume would miss it.
+        model = self.model or get_task_class(self.task).default_model
+        cells = []
+        for rate in self.rates:
+            for method in self.methods:
+                over = self.method_overrides.get(method, {})
+                run_opts = {**self.run, **over.get("run", {})}
+                settings = MethodSettings(**{**self.settings, **over.get("settings", {})})
+                for seed in self.seeds:
+                    cells.append(RunConfig(task=self.task, model=model, method=method, rate=rate, seed=seed,
+                                           settings=dataclasses.replace(settings), store=store, out=out,
+                                           **run_opts))
+        return cells
+
+
+def _check_keys(where: str, given: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read an experiment YAML, checking every key (a typo must not silently fall back to a default)."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"sweep config {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"sweep config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"sweep config {path} must be a mapping (see harness/sweep.py for the format)")
+    _check_keys(str(path), doc, SPEC_KEYS)
+    run = dict(doc.get("run") or {})
+    _check_keys(f"{path} run:", run, RUN_FIELDS)
+    settings = dict(doc.get("settings") or {})
+    _check_keys(f"{path} settings:", settings, SETTINGS_FIELDS)
+    overrides = dict(doc.get("method_overrides") or {})
+    for method, over in overrides.items():
+        _check_keys(f"{path} method_overrides.{method}:", over, ("run", "settings"))
+        _check_keys(f"{path} method_overrides.{method}.run:", over.get("run") or {}, RUN_FIELDS)
+        _check_keys(f"{path} method_overrides.{method}.settings:", over.get("settings") or {}, SETTINGS_FIELDS)
+    # A prune config is named relative to the experiment file, so configs work from any working directory.
+    for opts in [run] + [o.get("run") or {} for o in overrides.values()]:
+        if opts.get("prune_config"):
+            opts["prune_config"] = str((path.parent / opts["prune_config"]).resolve())
+    if "task" not in doc:
+        raise UserError(f"sweep config {path} must name a task")
+    rates = doc.get("rates") or [None]
+    return SweepSpec(
+        task=str(doc["task"]), model=doc.get("model"), methods=[str(m) for m in doc.get("methods") or ["slr"]],
+        rates=[None if r is None else float(r) for r in rates], seeds=[int(s) for s in doc.get("seeds") or [0]],
+        run=run, settings=settings, method_overrides=overrides, name=str(doc.get("name") or path.stem),
+        source=doc.get("source"), reported=doc.get("reported"),
+    )
+
+
+def parse_list(text: str | None, cast: Callable[[str], Any], what: str) -> list[Any] | None:
+    """'1.82,2.54' -> [1.82, 2.54]; None stays None."""
+    if text is None:
+        return None
+    try:
+        return [cast(x.strip()) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--{what} expects a comma-separated list, got {text!r}") from None
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'i/n' (0-based i) -> (i, n)."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard expects i/n with 0 <= i < n (e.g. 0/2 and 1/2), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard expects i/n with 0 <= i < n (e.g. 0/2 and 1/2), got {text!r}")
+    return i, n
+
+
+# ---- claims --------------------------------------------------------------------------------------------------------
+def _proc_start(pid: int) -> str | None:
+    """The process start time in clock ticks (Linux /proc): tells a live pid from a reused one."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 overall; fields after the "(comm)" start at 3
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+class Claim:
+    """An exclusive claim on one run id, shared through the file system by every sweep using the same store."""
+
+    def __init__(self, claims_dir: Path, run_id: str, stale_after: float = 900.0):
+        self.dir = claims_dir
+        self.path = claims_dir / f"{run_id}.lock"
+        self.stale_after = stale_after
+        self.host = socket.gethostname()
+        self.me = {"pid": os.getpid(), "host": self.host, "start": _proc_start(os.getpid()), "time": time.time()}
+        self.held = False
+
+    def holder(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError):
+            # Created but not yet written by its owner (O_EXCL then write): treat as held, fresh.
+            return {"pid": None, "host": None, "start": None, "time": time.time()}
+
+    def is_stale(self, info: dict[str, Any]) -> bool:
+        """Dead owner on this host (pid gone or reused), or no heartbeat for `stale_after` seconds on any host."""
+        if info.get("host") == self.host and info.get("pid"):
+            pid = int(info["pid"])
+            if not _pid_alive(pid):
+                return True
+            start = _proc_start(pid)
+            if info.get("start") and start and start != info["start"]:
+                return True  # the pid was reused by another process
+            return False
+        try:
+            age = time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        return age > self.stale_after
+
+    def _create(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.me, fh)
+        self.held = True
+        return True
+
+    def acquire(self) -> bool:
+        """True if this process now holds the claim; False if a live process holds it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self._create():
+            return True
+        info = self.holder()
+        if info is None:
+            return self._create()
+        if not self.is_stale(info):
+            return False
+        # Take over under a directory-wide flock: whoever gets the guard re-reads the lock, so a second process that
+        # saw the same stale lock finds the new owner's (live) claim instead of deleting it.
+        with open(self.dir / ".takeover.guard", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                again = self.holder()
+                if again is not None and (again != info or not self.is_stale(again)):
+                    return False
+                self.path.unlink(missing_ok=True)
+                return self._create()
+            finally:
+                fcntl.flock(guard, fcntl.LOCK_UN)
+
+    def heartbeat(self) -> None:
+        if self.held:
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        if self.held and (self.holder() or {}).get("pid") == self.me["pid"]:
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+@contextlib.contextmanager
+def _heartbeat(claim: Claim, every: float) -> Iterator[None]:
+    """Touch the lock file while the cell runs, so other hosts can tell a live claim from an abandoned one."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            claim.heartbeat()
+
+    t = threading.Thread(target=beat, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(timeout=1.0)
+
+
+# ---- running -------------------------------------------------------------------------------------------------------
+@dataclass
+class CellOutcome:
+    run_id: str
+    method: str
+    rate: float | None
+    seed: int
+    outcome: str  # ran | skipped (completed before) | held (claimed by a live process) | other-shard
+    status: str | None  # the record's status after this sweep: completed | failed | interrupted | None
+    error: str | None = None
+    seconds: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def failed_record(cfg: RunConfig, run_id: str, error: str) -> dict[str, Any]:
+    """A schema-valid record for a cell that failed before or outside the runner's own bookkeeping."""
+    import torch
+
+    from harness import provenance
+
+    rec = {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "status": "failed", "error": error, "task": cfg.task,
+        "model": cfg.model, "method": cfg.method, "metric": None, "higher_is_better": None,
+        "rate_requested": cfg.rate, "metrics": {}, "metrics_full": {}, "compression": {}, "epochs": {},
+        "curves": {"train": [], "hardprune_checks": [], "retrain": []}, "updates": [],
+        "config": dataclasses.asdict(cfg), "task_info": {}, "provenance": provenance.collect(torch.device("cpu"), cfg.seed),
+        "timing": {}, "artifacts": {"dir": str(Path(cfg.out) / run_id)},
+    }
+    rec["provenance"]["finished"] = provenance.now()
+    return rec
+
+
+def run_cell(cfg: RunConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    """One cell: `run(cfg, resume=True)`; any exception becomes a failed record in the store (and the sweep goes on)."""
+    from harness.runner import run
+
+    run_id = cfg.run_id()
+    try:
+        return run(cfg, resume=True, log=log)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 — a sweep must survive any single cell
+        msg = f"{type(exc).__name__}: {exc}"
+        log("error: " + msg + "\n" + traceback.format_exc())
+        rec = failed_record(cfg, run_id, msg)
+        write_json_atomic(Path(cfg.out) / run_id / "record.json", rec)
+        ResultStore(cfg.store).put(rec)
+        return rec
+
+
+def claims_dir_for(store: str | Path) -> Path:
+    return Path(f"{store}.claims")
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store: str | Path = "prunebench.sqlite",
+    out: str | Path = DEFAULT_OUT,
+    shard: tuple[int, int] = (0, 1),
+    retry_failed: bool = True,
+    stale_after: float = 900.0,
+    wait: bool = True,
+    poll: float = 2.0,
+    on_event: Callable[[str, CellOutcome | None, int, int], None] | None = None,
+    on_log: Callable[[str, str], None] | None = None,
+) -> list[CellOutcome]:
+    """Run every cell of this shard that is not completed yet. Returns one outcome per cell of the shard.
+
+    `wait`: after the first pass, keep polling cells held by other live processes until they finish (or their
+    claims go stale, in which case this process takes them over). Without it, such cells are reported as `held`.
+    `on_event(kind, outcome, done, total)` drives the progress view (kind: start | done); `on_log(run_id, line)`
+    receives the runner's log lines.
+    """
+    store, out = str(store), str(out)
+    ResultStore(store)  # create the table once, before workers race to
+    cells = spec.cells(store, out)
+    i, n = shard
+    mine = [c for k, c in enumerate(cells) if k % n == i]
+    claims = claims_dir_for(store)
+    outcomes: dict[str, CellOutcome] = {}
+    pending = list(mine)
+    total = len(mine)
+    emit = on_event or (lambda *a: None)
+
+    def finished_status(run_id: str) -> str | None:
+        rec = ResultStore(store).get(run_id)
+        return rec.get("status") if rec else None
+
+    first_pass = True
+    while pending:
+        held_back = []
+        for cfg in pending:
+            run_id = cfg.run_id()
+            base = dict(run_id=run_id, method=cfg.method, rate=cfg.rate, seed=cfg.seed)
+            status = finished_status(run_id)
+            # Failures found on the first look are retried (they may be transient); a failure another process records
+            # while we wait for its claim is that process's result for this sweep, not something to redo.
+            if status == "completed" or (status == "failed" and not (retry_failed and first_pass)):
+                rec = ResultStore(store).get(run_id) or {}
+                prev = outcomes.get(run_id)
+                outcomes[run_id] = prev if prev and prev.outcome == "ran" else CellOutcome(
+                    **base, outcome="skipped", status=status, error=rec.get("error"), metrics=rec.get("metrics", {}))
+                emit("done", outcomes[run_id], len(outcomes), total)
+                continue
+            claim = Claim(claims, run_id, stale_after=stale_after)
+            if not claim.acquire():
+                held_back.append(cfg)
+                continue
+            try:
+                # Re-check under the claim: another process may have finished it between our look and our claim.
+                status = finished_status(run_id)
+                if status == "completed" or (status == "failed" and not first_pass):
+                    rec = ResultStore(store).get(run_id) or {}
+                    outcomes[run_id] = CellOutcome(**base, outcome="skipped", status=status, metrics=rec.get("metrics", {}))
+                    emit("done", outcomes[run_id], len(outcomes), total)
+                    continue
+                emit("start", CellOutcome(**base, outcome="running", status=None), len(outcomes), total)
+                run_dir = Path(out) / run_id
+                run_dir.mkdir(parents=True, exist_ok=True)
+                log_path = run_dir / "sweep.log"
+                t0 = time.perf_counter()
+                with open(log_path, "a") as log_fh, _heartbeat(claim, every=max(1.0, stale_after / 5)):
+                    def log(line: str, _fh=log_fh, _id=run_id) -> None:
+                        _fh.write(line.rstrip("\n") + "\n")
+                        _fh.flush()
+                        if on_log:
+                            on_log(_id, line)
+
+                    log(f"--- sweep pid {os.getpid()} on {socket.gethostname()} at {time.ctime()}")
+                    rec = run_cell(cfg, log)
+                outcomes[run_id] = CellOutcome(**base, outcome="ran", status=rec.get("status"), error=rec.get("error"),
+                                               seconds=time.perf_counter() - t0, metrics=rec.get("metrics", {}))
+                emit("done", outcomes[run_id], len(outcomes), total)
+            finally:
+                claim.release()
+        if not held_back or not wait:
+            for cfg in held_back:
+                run_id = cfg.run_id()
+                outcomes[run_id] = CellOutcome(run_id=run_id, method=cfg.method, rate=cfg.rate, seed=cfg.seed,
+                                               outcome="held", status=finished_status(run_id),
+                                               error="claimed by another live process")
+            break
+        pending = held_back
+        first_pass = False
+        time.sleep(poll)
+    order = {c.run_id(): k for k, c in enumerate(mine)}
+    return sorted(outcomes.values(), key=lambda o: order.get(o.run_id, 0))
