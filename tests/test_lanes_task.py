@@ -166,3 +166,20 @@ def test_evaluator_and_prediction_file(root, tmp_path):
     assert again == pytest.approx(metrics)
     info = task.describe()
     assert info["test_images"] == 2 and info["aux"] is False
+
+
+def test_benchmark_run_pipeline_writes_predictions(root, tmp_path, monkeypatch):
+    """`benchmark run --task tusimple` end to end: method epochs with hard-prune checks, hard prune, masked retrain,
+    a record, and a TuSimple prediction file that scores like the record's final metric."""
+    from harness.evaluators.tusimple import eval_files
+    from harness.runner import RunConfig, run
+
+    monkeypatch.chdir(tmp_path)
+    rec = run(RunConfig(task="tusimple", model="ufld_resnet18", method="slr", rate=4.21, data=str(root), epochs=2,
+                        retrain_epochs=1, check_every=1, batch_size=3, options=SMALL), log=lambda s: None)
+    assert rec["status"] == "completed", rec["error"]
+    assert [c["epoch"] for c in rec["curves"]["hardprune_checks"]] == [1, 2]
+    assert rec["compression"]["achieved"]["paper"] == pytest.approx(4.21, rel=1e-3)
+    pred = Path(rec["artifacts"]["predictions"])
+    scores = eval_files(pred, root / "test_label.json")
+    assert scores["Accuracy"] == pytest.approx(rec["metrics"]["retrained"])
