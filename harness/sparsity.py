@@ -24,6 +24,7 @@ import yaml
 from torch import nn
 
 from harness.errors import UserError
+from harness.yamlio import load_yaml
 
 COUNT_RULES = ("paper", "conv", "pruned")
 
@@ -134,12 +135,7 @@ class SparsityPlan:
         """Read the reference format ``prune_ratios: {param_name: ratio}`` (a DataParallel `module.` prefix is
         stripped when the model's own names lack it)."""
         path = Path(path)
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"prune config {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"prune config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        doc = load_yaml(path, "prune config")
         if not isinstance(doc, dict) or not isinstance(doc.get("prune_ratios"), Mapping):
             raise UserError(f"prune config {path} must contain a mapping 'prune_ratios: {{param_name: ratio}}'")
         ratios = {str(k): float(v) for k, v in doc["prune_ratios"].items()}

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
 
 from harness.errors import UserError
+from harness.yamlio import load_yaml
 from harness.methods import MethodSettings
 from harness.results import SCHEMA_VERSION, ResultStore, write_json_atomic
 from harness.runner import DEFAULT_OUT, RunConfig
@@ -101,12 +101,7 @@ def _check_keys(where: str, given: dict[str, Any], allowed: tuple[str, ...]) -> 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read an experiment YAML, checking every key (a typo must not silently fall back to a default)."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"sweep config {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"sweep config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    doc = load_yaml(path, "sweep config")
     if not isinstance(doc, dict):
         raise UserError(f"sweep config {path} must be a mapping (see harness/sweep.py for the format)")
     _check_keys(str(path), doc, SPEC_KEYS)

@@ -19,14 +19,7 @@ from adapters.lanes.tusimple_data import TuSimpleTest, TuSimpleTrain, check_layo
 from harness.errors import DataError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one intra-op thread avoids oversubscription stalls on busy shared CPUs (measured
-    here: 0.12 s vs 2 s per small forward), and the previous setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CELL = 1279 / 99  # training cell width for a 1280-wide frame and griding 100
 

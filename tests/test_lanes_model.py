@@ -12,14 +12,7 @@ from adapters.lanes.ufld_model import build_ufld, load_ufld_checkpoint
 from harness.errors import CheckpointError, UserError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one intra-op thread avoids oversubscription stalls on busy shared CPUs (measured
-    here: 0.12 s vs 2 s per small forward), and the previous setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ---- expected layout, transcribed from tasks_spec.md A2.1 (ResNet-18, no aux) ----------------------------------
 # (conv weight key, shape) or (BN prefix, channels); a BN expands to 5 entries in state_dict order.

@@ -21,14 +21,7 @@ from harness.errors import UserError
 from harness.tasks import TaskConfig, build_task
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one intra-op thread avoids oversubscription stalls on busy shared CPUs (measured
-    here: 0.12 s vs 2 s per small forward), and the previous setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SMALL = {"input_size": [64, 160], "griding": 100}
 
