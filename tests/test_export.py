@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import os
 import subprocess
 from pathlib import Path
 
@@ -80,7 +81,11 @@ def test_html_page_renders_in_headless_chromium(store, tmp_path, monkeypatch):
     page = ex.export(store, "html", tmp_path / "board.html")
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(flags + ["--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    # Chromium writes crash-report settings under $HOME/.config even with --user-data-dir: give it a scratch HOME.
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config"),
+           "XDG_CACHE_HOME": str(tmp_path / "home" / ".cache")}
+    dom = subprocess.run(flags + ["--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120,
+                         env=env)
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     assert "<table class=\"leaderboard\">" in html and html.count("<tr>") >= 3
@@ -89,5 +94,5 @@ def test_html_page_renders_in_headless_chromium(store, tmp_path, monkeypatch):
     assert "http://" not in html.split("<body>", 1)[1] and "https://" not in html.split("<body>", 1)[1]
     shot = tmp_path / "board.png"
     res = subprocess.run(flags + ["--window-size=1280,2400", f"--screenshot={shot}", page.resolve().as_uri()],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and shot.stat().st_size > 20_000
