@@ -192,3 +192,26 @@ def test_cli_run_prints_table(coco_dir, workdir, capsys):
     out = capsys.readouterr().out
     assert code in (0, None), out
     assert "coco / yolov3-tiny: AP50" in out and "slr" in out and "completed" in out
+
+
+def test_cli_subprocess_writes_nothing_to_home(coco_dir, tmp_path):
+    """A fresh `benchmark run --task coco` process, with none of the tool variables exported, keeps Ultralytics'
+    settings, font and scratch files in prunebench's state folder and leaves $HOME untouched."""
+    import os
+    import subprocess
+    import sys
+
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("YOLO_CONFIG_DIR", "MPLCONFIGDIR", "YOLO_OFFLINE", "YOLO_AUTOINSTALL",
+                        "ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), PRUNEBENCH_STATE=str(state), PYTHONPATH=str(ROOT), PRUNEBENCH_PROGRESS="0")
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--task", "coco", "--model", "yolov3-tiny", "--method", "admm",
+         "--rate", "2", "--data", str(coco_dir), "--epochs", "1", "--retrain-epochs", "0", "--batch-size", "4",
+         "--device", "cpu", "--opt", "imgsz=64", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "runs")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(home.rglob("*")) == []
+    assert (state / "ultralytics" / "Ultralytics" / "Arial.ttf").is_file()
