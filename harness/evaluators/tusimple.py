@@ -33,8 +33,10 @@ rejected even on images the official would short-circuit; blank lines are skippe
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from numbers import Real
@@ -85,6 +87,20 @@ def _reject_constant(name: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+def _decode_stdlib(line: bytes) -> Any:
+    return _DECODER.decode(line.decode("utf-8"))
+
+
+try:  # orjson parses TuSimple's number-heavy lines ~2-3x faster than the stdlib and, like RFC 8259, rejects NaN
+    import orjson
+
+    _decode = orjson.loads
+    _DECODE_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError, UnicodeDecodeError)
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _decode = _decode_stdlib
+    _DECODE_ERRORS = (ValueError, UnicodeDecodeError)
+
+
 def _read_jsonl(path: str | Path, kind: str) -> tuple[list[dict], list[int], list[bool]]:
     """Parse a JSON-lines file into objects, their 1-based line numbers and whether each line may hold a boolean.
 
@@ -96,20 +112,22 @@ def _read_jsonl(path: str | Path, kind: str) -> tuple[list[dict], list[int], lis
         raise DataError(f"{kind} file {path} does not exist")
     records: list[dict] = []
     linenos: list[int] = []
-    maybe_bool: list[bool] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.isspace():
-                continue  # a blank line (often a trailing one) carries no record
-            try:
-                obj = _DECODER.decode(line)
-            except ValueError as exc:  # JSONDecodeError is a ValueError
-                raise DataError(f"{path}, line {lineno}: malformed JSON ({exc})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            records.append(obj)
-            linenos.append(lineno)
-            maybe_bool.append("true" in line or "false" in line)
+    data = path.read_bytes()
+    # Most files hold no boolean at all: one scan of the whole file spares a scan per line.
+    any_bool = b"true" in data or b"false" in data
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if not line or line.isspace():
+            continue  # a blank line (often a trailing one) carries no record
+        try:
+            obj = _decode(line)
+        except _DECODE_ERRORS as exc:
+            raise DataError(f"{path}, line {lineno}: malformed JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        records.append(obj)
+        linenos.append(lineno)
+    maybe_bool = [b"true" in line or b"false" in line for line in data.split(b"\n") if line and not line.isspace()] \
+        if any_bool else [False] * len(records)
     return records, linenos, maybe_bool
 
 
@@ -586,11 +604,28 @@ def load_prediction_file(path: str | Path) -> list[dict]:
 
 def eval_files(pred_path: str | Path, gt_path: str | Path) -> dict[str, float]:
     """Official TuSimple scores of a prediction file against a GT file (the `bench_one_submit` equivalent)."""
-    gt_records, gt_lines, gt_suspects = _read_jsonl(gt_path, "ground-truth")
-    gt_where = _file_where(gt_path, gt_lines)
-    gt = _pack_gt(gt_records, gt_where, gt_suspects)
-    pred_records, pred_lines, pred_suspects = _read_jsonl(pred_path, "prediction")
-    pred = _pack_pred(
-        pred_records, _file_where(pred_path, pred_lines), pred_suspects, gt, gt_where, str(pred_path), str(gt_path)
-    )
+    with _no_gc():
+        gt_records, gt_lines, gt_suspects = _read_jsonl(gt_path, "ground-truth")
+        gt_where = _file_where(gt_path, gt_lines)
+        gt = _pack_gt(gt_records, gt_where, gt_suspects)
+        pred_records, pred_lines, pred_suspects = _read_jsonl(pred_path, "prediction")
+        pred = _pack_pred(
+            pred_records, _file_where(pred_path, pred_lines), pred_suspects, gt, gt_where, str(pred_path), str(gt_path)
+        )
+        # Free the parsed objects while the collector is still off; re-enabling it with them alive would make the
+        # next collection walk them all.
+        del gt_records, pred_records
     return _score(gt, pred)
+
+
+@contextmanager
+def _no_gc():
+    """Pause the cyclic garbage collector while millions of small objects are parsed: they hold no cycles, and the
+    collector's repeated passes over them cost ~10 % of an evaluation. Restores the previous state."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
