@@ -22,14 +22,39 @@ from pathlib import Path
 import scipy.io
 
 
+class PrepareError(Exception):
+    """An archive that is not what its option names; main() prints it as one line."""
+
+
+# Extraction filter "data" (no absolute paths, links out of the tree, devices) where this Python has it: the keyword
+# only exists from 3.10.12 / 3.11.4 on, and this project supports 3.10+.
+_SAFE = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
+def _open(path: Path) -> tarfile.TarFile:
+    """tarfile.open, with a damaged or non-tar file reported by name (tarfile's own message does not say which)."""
+    try:
+        return tarfile.open(path)
+    except tarfile.ReadError:  # its message lists every compression tried, one per line: too long for one line
+        raise PrepareError(f"{path} is not a readable tar archive (damaged, or not the image-net.org file)") from None
+
+
 def val_labels(devkit: Path) -> list[str]:
     """wnid of each validation image (1-based order of ILSVRC2012_val_000000NN.JPEG)."""
-    with tarfile.open(devkit) as tar:
-        meta_member = next(m for m in tar.getmembers() if m.name.endswith("data/meta.mat"))
-        gt_member = next(m for m in tar.getmembers() if m.name.endswith("ILSVRC2012_validation_ground_truth.txt"))
-        meta = scipy.io.loadmat(io.BytesIO(tar.extractfile(meta_member).read()), squeeze_me=True)["synsets"]
-        ids = [int(x) for x in tar.extractfile(gt_member).read().decode().split()]
-    id_to_wnid = {int(s[0]): str(s[1]) for s in meta if int(s[4]) == 0}  # leaf synsets (num_children == 0)
+    with _open(devkit) as tar:
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        missing = [n for n in ("meta.mat", "ILSVRC2012_validation_ground_truth.txt") if n not in members]
+        if missing:
+            raise PrepareError(f"{devkit} lacks {', '.join(missing)} (is it ILSVRC2012_devkit_t12.tar.gz?)")
+        meta = scipy.io.loadmat(io.BytesIO(tar.extractfile(members["meta.mat"]).read()), squeeze_me=True)["synsets"]
+        gt = tar.extractfile(members["ILSVRC2012_validation_ground_truth.txt"]).read()
+        ids = [int(x) for x in gt.decode().split()]
+    # Ground-truth numbers are ILSVRC2012_IDs (field 0), not positions in sorted-WNID order; classes are the
+    # leaf synsets (field 4, num_children == 0).
+    id_to_wnid = {int(s[0]): str(s[1]) for s in meta if int(s[4]) == 0}
+    unknown = sorted(set(ids) - set(id_to_wnid))
+    if unknown:
+        raise PrepareError(f"{devkit}: ground-truth IDs {unknown[:5]} are not leaf synsets of its meta.mat")
     return [id_to_wnid[i] for i in ids]
 
 
@@ -44,23 +69,41 @@ def main() -> int:
         if not p.is_file():
             print(f"error: {p} does not exist (download it from image-net.org)", file=sys.stderr)
             return 1
-    train = a.out / "train"
-    with tarfile.open(a.train_tar) as outer:
+    try:
+        prepare(a.train_tar, a.val_tar, a.devkit, a.out)
+    except (PrepareError, tarfile.TarError) as exc:  # a wrong or damaged archive: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ImageNet ready: {a.out}")
+    return 0
+
+
+def prepare(train_tar: Path, val_tar: Path, devkit: Path, out: Path) -> None:
+    """Extract the per-class training tars to out/train/<wnid>/ and file the validation images under out/val/<wnid>/."""
+    labels = val_labels(devkit)  # read first: a wrong devkit fails before gigabytes are extracted
+    train = out / "train"
+    with _open(train_tar) as outer:
         for member in outer:
+            if not member.name.endswith(".tar"):
+                raise PrepareError(f"{train_tar} holds {member.name}, not per-class <wnid>.tar files "
+                                   "(is it ILSVRC2012_img_train.tar?)")
             wnid = Path(member.name).stem
             dest = train / wnid
             dest.mkdir(parents=True, exist_ok=True)
             with tarfile.open(fileobj=outer.extractfile(member)) as inner:
-                inner.extractall(dest, filter="data")
-    labels = val_labels(a.devkit)
-    with tarfile.open(a.val_tar) as tar:
+                inner.extractall(dest, **_SAFE)
+    with _open(val_tar) as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
-            index = int(Path(member.name).stem.rsplit("_", 1)[-1]) - 1
-            dest = a.out / "val" / labels[index]
+            stem = Path(member.name).stem
+            if not (member.isfile() and stem.startswith("ILSVRC2012_val_")):
+                raise PrepareError(f"{val_tar} holds {member.name}, not ILSVRC2012_val_*.JPEG "
+                                   "(is it ILSVRC2012_img_val.tar?)")
+            index = int(stem.rsplit("_", 1)[-1]) - 1
+            if not 0 <= index < len(labels):
+                raise PrepareError(f"{member.name} has no line in the devkit's validation ground truth")
+            dest = out / "val" / labels[index]
             dest.mkdir(parents=True, exist_ok=True)
             (dest / Path(member.name).name).write_bytes(tar.extractfile(member).read())
-    print(f"ImageNet ready: {a.out}")
-    return 0
 
 
 if __name__ == "__main__":
