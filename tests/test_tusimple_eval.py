@@ -497,3 +497,73 @@ def test_in_memory_records_report_record_index():
     gts = [gt_rec("a", [vertical(500)])]
     with pytest.raises(DataError, match=r"prediction record 0 \(raw_file 'a'\): field 'lanes'\[0\]\[3\]"):
         evaluate_predictions([pred_rec("a", [[500, 500, 500, True] + [500] * 52])], gts)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fast paths (record checks skipped for plain JSON records, int64 conversion, shared h_samples): same answers and errors
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_int64_minimum_is_rejected_not_wrapped(files):
+    # abs(-2**63) overflows int64 to itself; the bounds check must still reject it (|x| >= 2**53).
+    tmp, gts, preds = files
+    preds[1]["lanes"][0][5] = -(2**63)
+    msg = _raises(r"field 'lanes'\[0\]\[5\]", load_prediction_file, write_jsonl(tmp / "p.json", preds))
+    assert "line 2" in msg
+    preds[1]["lanes"][0][5] = -(2**53) + 1  # the most negative value float64 and int64 agree on is accepted
+    load_prediction_file(write_jsonl(tmp / "p.json", preds))
+
+
+def test_non_list_lane_without_h_samples_is_named(files):
+    tmp, gts, preds = files
+    preds[2] = {"raw_file": preds[2]["raw_file"], "lanes": [5, [1] * R], "run_time": 10}
+    msg = _raises(r"field 'lanes'\[0\] is 5", load_prediction_file, write_jsonl(tmp / "p.json", preds))
+    assert "line 3" in msg
+
+
+def test_float_and_int_values_mixed_match_reference(files):
+    # Float pixels take the general conversion path; ints on other images the int64 one: scores as the reference.
+    tmp, gts, preds = files
+    preds[0]["lanes"][0] = [300.4] * R
+    gts[3]["lanes"][1] = [699.5] * R
+    out = eval_files(write_jsonl(tmp / "p.json", preds), write_jsonl(tmp / "g.json", gts))
+    ref = _reference_scores(preds, gts)
+    assert (out["Accuracy"], out["FP"], out["FN"]) == pytest.approx(ref, abs=1e-12)
+
+
+def test_bool_in_h_samples_equal_to_an_earlier_list_is_rejected():
+    # [True, ...] == [1, ...] in Python: h_samples are converted once per distinct list, which must not hide a boolean.
+    h = [1] + H56[1:]
+    gts = [gt_rec("a", [vertical(500)], h), gt_rec("b", [vertical(500)], h)]
+    gts[1]["h_samples"][0] = True
+    preds = [pred_rec("a", [vertical(500)], h=h), pred_rec("b", [vertical(500)], h=h)]
+    with pytest.raises(DataError, match=r"ground-truth record 1 \(raw_file 'b'\): field 'h_samples'\[0\] is True"):
+        evaluate_predictions(preds, gts)
+
+
+def test_bool_in_h_samples_file_is_rejected(files):
+    tmp, gts, preds = files
+    gts[3]["h_samples"] = list(gts[0]["h_samples"])
+    gts[3]["h_samples"][0] = True
+    assert "line 4" in _raises(r"field 'h_samples'\[0\] is True", load_gt_file, write_jsonl(tmp / "g.json", gts))
+
+
+@pytest.mark.parametrize("rt", [float("nan"), float("inf"), True, 2.0**53, "10"])
+def test_bad_run_time_in_memory(rt):
+    gts = [gt_rec("a", [vertical(500)])]
+    with pytest.raises(DataError, match=r"prediction record 0 \(raw_file 'a'\): field 'run_time'"):
+        evaluate_predictions([pred_rec("a", [vertical(500)], run_time=rt)], gts)
+
+
+def test_distinct_h_samples_per_image(files):
+    # Alternating 56- and 48-row images (and a 56-row list shifted by one) each keep their own rows.
+    tmp, gts, preds = files
+    h48 = list(range(240, 720, 10))
+    hs = [H56, h48, H56, [y + 1 for y in H56], h48]
+    gts = [gt_rec(f"clips/{i}.jpg", [vertical(300 + i, len(h)), vertical(700, len(h))], h) for i, h in enumerate(hs)]
+    preds = [pred_rec(f"clips/{i}.jpg", [vertical(310 + i, len(h))], h=h) for i, h in enumerate(hs)]
+    out = eval_files(write_jsonl(tmp / "p.json", preds), write_jsonl(tmp / "g.json", gts))
+    assert (out["Accuracy"], out["FP"], out["FN"]) == pytest.approx(_reference_scores(preds, gts), abs=1e-12)
+    g = ts._pack_gt(gts, ts._record_where("ground-truth", gts), None)
+    assert g.rows.tolist() == [56, 48, 56, 56, 48]
+    assert g.y[3, :56].tolist() == [y + 1 for y in H56] and g.y[1, :48].tolist() == h48

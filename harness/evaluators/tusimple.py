@@ -33,6 +33,7 @@ rejected even on images the official would short-circuit; blank lines are skippe
 
 from __future__ import annotations
 
+import array
 import gc
 import json
 import math
@@ -179,6 +180,18 @@ def _lane_lists(rec: dict, where: str) -> tuple[list, list[int]]:
     return list(lanes), [len(lane) for lane in lanes]
 
 
+def _plain_lanes(lanes: list, n: int) -> bool:
+    """True when every lane is a list (not a subclass) of n values: the common case the record checks skip."""
+    return all([type(lane) is list and len(lane) == n for lane in lanes])
+
+
+def _first_len(lanes: list) -> int:
+    """Length of the first lane when it is a list, 0 without lanes, else -1 (which no lane length matches)."""
+    if not lanes:
+        return 0
+    return len(lanes[0]) if type(lanes[0]) is list else -1
+
+
 def _check_number_field(rec: dict, key: str, where: str) -> float:
     v = rec[key]
     if not _is_number(v):
@@ -206,21 +219,40 @@ def _numbers_to_array(
                         pos = f"'{field}'[{j}][{k}]" if field == "lanes" else f"'{field}'[{k}]"
                         raise DataError(f"{where(i)}: field {pos} is {_describe(v)}; it must be a finite number")
 
-    try:
-        arr = np.array(values) if values else np.zeros(0)
-    except (ValueError, TypeError, OverflowError):
-        arr = None
-    if arr is None or arr.dtype.kind not in "iuf" or not np.all(np.abs(arr) < _MAX_ABS_VALUE):
+    arr = _int_array(values)
+    if arr is None:  # not all Python/numpy integers (floats, or something that is no number): numpy sorts them out
+        try:
+            arr = np.array(values) if values else np.zeros(0)
+        except (ValueError, TypeError, OverflowError):
+            arr = None
+    # Bounds rather than np.abs: abs of the int64 minimum overflows to itself and would pass the check.
+    if arr is None or arr.dtype.kind not in "iuf" or (
+        arr.size and not (arr.max() < _MAX_ABS_VALUE and arr.min() > -_MAX_ABS_VALUE)
+    ):
         locate(range(len(records)))
         raise DataError(f"{where(0)}: field '{field}' holds values that are not finite numbers")  # not reached
     if bool_suspects is None:
-        # In-memory records: numpy turns True/False mixed with numbers into 1/0, so look at the value types.
-        types = set(map(type, values))
+        # In-memory records: numpy turns True/False mixed with numbers into 1/0, so look at the value types (of every
+        # record: `values` may hold only one copy of lists that compare equal, and [True] == [1]).
+        types = set(map(type, chain.from_iterable(chain.from_iterable(lanes_of))))
         if any(issubclass(t, (bool, np.bool_)) for t in types):
             locate(range(len(records)))
     elif any(bool_suspects):
         locate([i for i, s in enumerate(bool_suspects) if s])
     return arr.astype(np.float64, copy=False)
+
+
+def _int_array(values: list) -> np.ndarray | None:
+    """`values` as int64 if every one is an integer that fits (booleans too: callers check those apart), else None.
+
+    TuSimple files hold integer pixels, and `array.array("q", ...)` converts a list of ints about twice as fast as
+    `np.array`, which first has to discover the type of every element; it refuses floats, strings, None, lists and
+    ints beyond int64 with TypeError/OverflowError, which sends the caller to the general `np.array` path.
+    """
+    try:
+        return np.frombuffer(array.array("q", values), dtype=np.int64)
+    except (TypeError, OverflowError):
+        return None
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -282,7 +314,29 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
     index: dict[str, int] = {}
     h_lists: list[list] = []
     lanes_per: list[list] = []
+    # Nearly every image of a set has the same h_samples: only distinct lists (by ==, so equal values) are converted.
+    h_distinct: list[list] = []
+    h_which: list[int] = []
+    prev_h: Any = None
     for i, rec in enumerate(records):
+        if type(rec) is dict:
+            # Fast path for what JSON gives: a new non-empty str raw_file, a non-empty h_samples list and a list of
+            # lanes that are lists of len(h_samples). It accepts a subset of what the checks below accept, with the
+            # same result; anything else goes through them to be accepted or named in an error.
+            raw, h, lanes = rec.get("raw_file"), rec.get("h_samples"), rec.get("lanes")
+            if (
+                type(raw) is str and raw and raw not in index and type(h) is list and h and type(lanes) is list
+                and _plain_lanes(lanes, len(h))
+            ):
+                index[raw] = i
+                raw_files.append(raw)
+                h_lists.append(h)
+                lanes_per.append(lanes)
+                if h is not prev_h and h != prev_h:
+                    h_distinct.append(h)
+                    prev_h = h
+                h_which.append(len(h_distinct) - 1)
+                continue
         w = where(i)
         if not isinstance(rec, dict):
             raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
@@ -308,20 +362,27 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
         raw_files.append(raw)
         h_lists.append(h)
         lanes_per.append(lanes)
+        if h is not prev_h and h != prev_h:
+            h_distinct.append(h)
+            prev_h = h
+        h_which.append(len(h_distinct) - 1)
+    # A bad value in any h_samples list is also in the distinct list equal to it; `locate` then walks every record.
     y_flat = _numbers_to_array(
-        list(chain.from_iterable(h_lists)), records, [[h] for h in h_lists], where, "h_samples", bool_suspects
+        list(chain.from_iterable(h_distinct)), records, [[h] for h in h_lists], where, "h_samples", bool_suspects
     )
     x_flat = _numbers_to_array(
         list(chain.from_iterable(chain.from_iterable(lanes_per))), records, lanes_per, where, "lanes", bool_suspects
     )
-    rows = np.fromiter((len(h) for h in h_lists), dtype=np.int64, count=len(h_lists))
+    distinct_rows = np.fromiter((len(h) for h in h_distinct), dtype=np.int64, count=len(h_distinct))
+    which = np.asarray(h_which, dtype=np.int64)
+    rows = distinct_rows[which]
     lane_counts = np.fromiter((len(ls) for ls in lanes_per), dtype=np.int64, count=len(lanes_per))
     r_max = int(rows.max())
     return _GT(
         raw_files=raw_files,
         index=index,
         rows=rows,
-        y=_pad_lanes(y_flat, rows, r_max),
+        y=_pad_lanes(y_flat, distinct_rows, r_max)[which],
         lane_counts=lane_counts,
         lane_start=np.cumsum(lane_counts) - lane_counts,
         x=_pad_lanes(x_flat, np.repeat(rows, lane_counts), r_max),
@@ -342,6 +403,23 @@ def _check_pred_records(
     lanes_per: list[list] = []
     run_times: list[float] = []
     for i, rec in enumerate(records):
+        if type(rec) is dict:
+            # Fast path (see `_pack_gt`): a new str raw_file, an int or float run_time within +-2**53 (NaN and
+            # infinities fail the comparisons; bool is neither type), a list of lanes that are lists of one length,
+            # len(h_samples) when that is a list, else (absent or null) the first lane's. Anything else takes the
+            # checks below.
+            raw, rt, lanes, h = rec.get("raw_file"), rec.get("run_time"), rec.get("lanes"), rec.get("h_samples")
+            if (
+                type(raw) is str and raw and raw not in index and (type(rt) is int or type(rt) is float)
+                and -_MAX_ABS_VALUE < rt < _MAX_ABS_VALUE and type(lanes) is list
+                and (type(h) is list or h is None)
+                and _plain_lanes(lanes, len(h) if h is not None else _first_len(lanes))
+            ):
+                index[raw] = i
+                raw_files.append(raw)
+                run_times.append(float(rt))
+                lanes_per.append(lanes)
+                continue
         w = where(i)
         if not isinstance(rec, dict):
             raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
