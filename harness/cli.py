@@ -70,6 +70,8 @@ def run_cmd(
     lr: Optional[float] = typer.Option(None, help="Learning rate of the method phase."),
     retrain_lr: Optional[float] = typer.Option(None, help="Learning rate of masked retraining."),
     weight_decay: Optional[float] = typer.Option(None, help="Weight decay."),
+    scheduler: Optional[str] = typer.Option(None, help="LR schedule of each phase: constant | cosine (per epoch) | cosine-iter (per iteration with linear warm-up, UFLD's). Default: the task's recipe."),
+    warmup_iters: Optional[int] = typer.Option(None, help="Linear warm-up iterations of cosine-iter (tusimple default 100)."),
     check_every: Optional[int] = typer.Option(None, help="Evaluate a hard-pruned copy every N epochs (paper Fig. 1-2)."),
     early_stop: Optional[float] = typer.Option(None, help="Stop the method phase when the hard-pruned metric reaches this."),
     mode: str = typer.Option("paper", help="SLR/ADMM: 'paper' (the equations) or 'reference' (the authors' code, bugs included)."),
@@ -111,8 +113,8 @@ def run_cmd(
                 task=task, model=model, method=m, rate=rt, prune_config=str(prune_config) if prune_config else None,
                 prune_pattern=prune_pattern, data=str(data) if data else None, weights=str(weights) if weights else None,
                 epochs=epochs, retrain_epochs=retrain_epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
-                optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay, check_every=check_every,
-                early_stop=early_stop, settings=settings, device=device, amp=amp, seed=seed, workers=workers,
+                optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay, scheduler=scheduler,
+                warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, settings=settings, device=device, amp=amp, seed=seed, workers=workers,
                 options=_options(opt or []), max_steps=max_steps, store=str(store), out=str(out),
             )
             say = (lambda s: None) if json_out else (lambda s, _m=m, _r=rt: err.print(f"[{_m} {_r or ''}x] {s}", highlight=False))
@@ -219,6 +221,8 @@ def sweep_cmd(
     lr: Optional[float] = typer.Option(None, help="Method-phase learning rate."),
     retrain_lr: Optional[float] = typer.Option(None, help="Masked-retrain learning rate."),
     weight_decay: Optional[float] = typer.Option(None, help="Weight decay."),
+    scheduler: Optional[str] = typer.Option(None, help="constant | cosine | cosine-iter (default: the task's)."),
+    warmup_iters: Optional[int] = typer.Option(None, help="Warm-up iterations of cosine-iter."),
     check_every: Optional[int] = typer.Option(None, help="Hard-prune check every N epochs."),
     early_stop: Optional[float] = typer.Option(None, help="Stop the method phase at this hard-pruned metric."),
     mode: Optional[str] = typer.Option(None, help="paper | reference."),
@@ -263,7 +267,7 @@ def sweep_cmd(
                      data=str(data) if data else None, weights=str(weights) if weights else None, epochs=epochs,
                      retrain_epochs=retrain_epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
                      optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay,
-                     check_every=check_every, early_stop=early_stop, device=device, amp=amp, workers=workers,
+                     scheduler=scheduler, warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, device=device, amp=amp, workers=workers,
                      options=_options(opt) if opt else None, max_steps=max_steps)
     spec.run.update({k: v for k, v in run_flags.items() if v is not None})
     setting_flags = dict(mode=mode, rho=rho, s0=s0, M=M, r=r, update_every=update_every, projection=projection)

@@ -24,6 +24,7 @@ from harness import provenance
 from harness.errors import TrainingDiverged, UserError
 from harness.methods import MaskedRetrain, MethodSettings, PruningMethod, make_method
 from harness.projection import hard_prune_
+from harness.schedules import SCHEDULERS, iterations_per_epoch, make_schedule
 from harness.results import SCHEMA_VERSION, DEFAULT_STORE, ResultStore, write_json_atomic
 from harness.sparsity import SparsityPlan, measure_compression, weights_by_pattern
 from harness.tasks import Task, TaskConfig, TrainRecipe, build_task, get_task_class
@@ -53,6 +54,8 @@ class RunConfig:
     retrain_lr: float | None = None
     weight_decay: float | None = None
     check_every: int | None = None
+    scheduler: str | None = None  # constant | cosine | cosine-iter (None: the task's recipe)
+    warmup_iters: int | None = None  # linear warm-up iterations of cosine-iter (None: the recipe's)
     early_stop: float | None = None  # stop the method phase once the hard-prune metric reaches this
     settings: MethodSettings = field(default_factory=MethodSettings)
     device: str = "auto"
@@ -66,11 +69,17 @@ class RunConfig:
     out: str = DEFAULT_OUT
 
     IDENTITY_EXCLUDES = ("store", "out", "workers", "device")
+    # Fields added after runs were stored: left out of the identity while unset, so those runs keep their ids and a
+    # sweep started by an older version resumes instead of starting over.
+    IDENTITY_OMIT_WHEN_NONE = ("scheduler", "warmup_iters")
 
     def identity(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         for k in self.IDENTITY_EXCLUDES:
             d.pop(k, None)
+        for k in self.IDENTITY_OMIT_WHEN_NONE:
+            if d.get(k) is None:
+                d.pop(k, None)
         return d
 
     def run_id(self) -> str:
@@ -91,15 +100,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def make_scheduler(opt: torch.optim.Optimizer, kind: str, epochs: int):
-    """Per-epoch LR schedule of a phase: constant (the reference code's effective schedule) or cosine."""
-    if kind == "cosine" and epochs > 0:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    if kind in ("constant", "cosine"):
-        return None
-    raise UserError(f"unknown scheduler {kind!r}; choose constant or cosine")
-
-
 def validate_method(cfg: RunConfig) -> None:
     """Fail on a bad method setting before any (possibly long) pretraining starts."""
     from harness.methods import METHODS
@@ -113,6 +113,10 @@ def validate_method(cfg: RunConfig) -> None:
         raise UserError(f"unknown projection {cfg.settings.projection!r}; choose one of: {', '.join(PROJECTIONS)}")
     if cfg.rate is not None and not (math.isfinite(cfg.rate) and cfg.rate > 1.0):
         raise UserError(f"compression rate must be > 1 (e.g. 8.71), got {cfg.rate}")
+    if cfg.scheduler is not None and cfg.scheduler not in SCHEDULERS:
+        raise UserError(f"unknown --scheduler {cfg.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
+    if cfg.warmup_iters is not None and cfg.warmup_iters < 0:
+        raise UserError(f"--warmup-iters must be >= 0, got {cfg.warmup_iters}")
     if cfg.amp not in (None, "bf16", "fp16"):
         raise UserError(f"unknown --amp {cfg.amp!r}; choose bf16 or fp16")
 
@@ -156,6 +160,11 @@ class Run:
         value = getattr(self.cfg, name)
         return getattr(self.recipe, name) if value is None else value
 
+    def schedule_for(self, opt: torch.optim.Optimizer, epochs: int, loader, kind: str | None = None):
+        """The lr schedule of one phase of `epochs` epochs over `loader` (kind: --scheduler or the recipe's)."""
+        return make_schedule(opt, kind or self._opt("scheduler"), epochs,
+                             iterations_per_epoch(loader, self.cfg.max_steps), int(self._opt("warmup_iters") or 0))
+
     # ---- dense model -------------------------------------------------------------------------------------------------
     def dense_model(self, model: nn.Module) -> nn.Module:
         """Pretrain `model` in place when no weights were given (cached by config)."""
@@ -165,9 +174,12 @@ class Run:
         if not epochs:
             self.log("warning: no --weights and no --pretrain-epochs: pruning a randomly initialised model")
             return model
+        # Dense training anneals per epoch unless the task trains per iteration (UFLD's warm-up + cosine).
+        kind = "cosine-iter" if self._opt("scheduler") == "cosine-iter" else "cosine"
         key = json.dumps({"task": self.cfg.task, "model": self.cfg.model, "epochs": epochs, "seed": self.cfg.seed,
                           "lr": self.recipe.pretrain_lr or self.recipe.lr, "options": self.cfg.options,
-                          "data": self.cfg.data, "max_steps": self.cfg.max_steps}, sort_keys=True)
+                          "data": self.cfg.data, "max_steps": self.cfg.max_steps,
+                          **({"scheduler": kind} if kind != "cosine" else {})}, sort_keys=True)
         cache_dir = Path(os.environ.get("PRUNEBENCH_CACHE") or Path(self.cfg.out) / "cache")
         cache = cache_dir / f"dense-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
         # Where the dense weights live: `benchmark export` draws before/after weight histograms from them.
@@ -179,12 +191,12 @@ class Run:
         self.log(f"dense model: pretraining {epochs} epochs (cached as {cache})")
         opt = make_optimizer(model, self.recipe.optimizer, self.recipe.pretrain_lr or self.recipe.lr,
                              self.recipe.momentum, self.recipe.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
         loader = self.task.train_loader()
+        sched = self.schedule_for(opt, epochs, loader, kind)
         for epoch in range(1, epochs + 1):
             train_epoch(model, loader, self.task.loss, opt, None, epoch, self.device, self.cfg.amp,
-                        desc="pretrain", max_steps=self.cfg.max_steps)
-            sched.step()
+                        desc="pretrain", max_steps=self.cfg.max_steps, schedule=sched)
+            sched.after_epoch()
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
@@ -318,7 +330,9 @@ class Run:
         method.attach(model, plan)
         opt = make_optimizer(model, self._opt("optimizer"), self._opt("lr"), self.recipe.momentum,
                              self._opt("weight_decay"))
-        sched = make_scheduler(opt, self.recipe.scheduler, epochs) if fit is None else None
+        sched = self.schedule_for(opt, epochs, self.task.train_loader()) if fit is None else None
+        if sched is not None:
+            rec["config"]["schedule"] = sched.describe()
         start_epoch, phase = 1, "method"
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
@@ -329,8 +343,7 @@ class Run:
                 rec[key] = ckpt["record"][key]
             start_epoch, phase = ckpt["epoch"] + 1, ckpt["phase"]
             if sched is not None and phase == "method":
-                for _ in range(ckpt["epoch"]):
-                    sched.step()
+                sched.resume_at(ckpt["epoch"])
             self.log(f"resuming {self.run_id} at {phase} epoch {start_epoch}")
         rec["config"]["method_config"] = method.config()
         rec["epochs"].update(method_budget=epochs, threshold=cfg.early_stop)
@@ -345,7 +358,7 @@ class Run:
                          "lr": stats.lr, **stats.method_log}
                 rec["curves"]["train"].append(point)
                 if sched is not None:
-                    sched.step()
+                    sched.after_epoch()
                 rec["updates"] = list(method.updates)
                 rec["epochs"]["method"] = epoch
                 stop = False
@@ -367,7 +380,8 @@ class Run:
             if fit is None:
                 for epoch in range(start_epoch, epochs + 1):
                     stats = train_epoch(model, self.task.train_loader(), self.task.loss, opt, method, epoch,
-                                        self.device, cfg.amp, desc=cfg.method, max_steps=cfg.max_steps)
+                                        self.device, cfg.amp, desc=cfg.method, max_steps=cfg.max_steps,
+                                        schedule=sched)
                     if method_epoch_done(stats, model, opt):
                         break
             else:  # the driver evaluates its own view of the model (detection: the EMA) via the same callback
@@ -400,12 +414,11 @@ class Run:
             keeper.attach(model, plan)
             ropt = make_optimizer(model, self._opt("optimizer"), self._opt("retrain_lr") or self._opt("lr"),
                                   self.recipe.momentum, self._opt("weight_decay"))
-            rsched = make_scheduler(ropt, self.recipe.scheduler, retrain_epochs) if fit is None else None
+            rsched = self.schedule_for(ropt, retrain_epochs, self.task.train_loader()) if fit is None else None
             if ckpt is not None and phase == "retrain":
                 if fit is None:
                     ropt.load_state_dict(ckpt["optimizer"])
-                for _ in range(ckpt["epoch"] if rsched is not None else 0):
-                    rsched.step()
+                    rsched.resume_at(ckpt["epoch"])
             else:
                 start_epoch = 1
 
@@ -417,7 +430,7 @@ class Run:
                                                  "metric": self.primary(metrics), **metrics})
                 rec["epochs"]["retrain"] = epoch
                 if rsched is not None:
-                    rsched.step()
+                    rsched.after_epoch()
                 self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
                                       "optimizer": optim.state_dict(), "epoch": epoch, "phase": "retrain",
                                       "record": rec})
@@ -426,7 +439,8 @@ class Run:
             if fit is None:
                 for epoch in range(start_epoch, retrain_epochs + 1):
                     stats = train_epoch(model, self.task.train_loader(), self.task.loss, ropt, keeper, epoch,
-                                        self.device, cfg.amp, desc="retrain", max_steps=cfg.max_steps)
+                                        self.device, cfg.amp, desc="retrain", max_steps=cfg.max_steps,
+                                        schedule=rsched)
                     retrain_epoch_done(stats, model, ropt)
             else:
                 fit(model, keeper, phase="retrain", epochs=retrain_epochs, start_epoch=start_epoch,

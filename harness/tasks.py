@@ -44,7 +44,8 @@ class TrainRecipe:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    scheduler: str = "constant"  # constant | cosine (per epoch, over each phase's epochs)
+    scheduler: str = "constant"  # constant | cosine (per epoch) | cosine-iter (per iteration), over each phase
+    warmup_iters: int = 0  # linear warm-up iterations at the start of each phase (cosine-iter only)
     epochs: int = 10  # SLR/ADMM (method) epochs
     retrain_epochs: int = 0  # masked-retrain epochs
     retrain_lr: float | None = None  # None: same as lr

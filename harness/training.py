@@ -19,6 +19,7 @@ from torch import nn
 from harness.errors import TrainingDiverged, UserError
 from harness.methods.base import PruningMethod
 from harness.progress import progress
+from harness.schedules import PhaseSchedule
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 
@@ -63,6 +64,7 @@ def train_epoch(
     desc: str = "train",
     sync_every: int = 20,
     max_steps: int | None = None,
+    schedule: PhaseSchedule | None = None,
 ) -> EpochStats:
     """Train one epoch with the method's hooks (on_epoch_start ... on_epoch_end).
 
@@ -89,6 +91,8 @@ def train_epoch(
         hooks.after_backward()
         optimizer.step()
         hooks.after_step()
+        if schedule is not None:  # per-iteration schedules (UFLD's) set the next step's lr here
+            schedule.after_step(epoch, batch_idx)
         if steps % sync_every == 0:
             _check_finite(running, epoch, steps)
             bar.set_postfix(loss=f"{running.item() / steps:.4f}")

@@ -45,6 +45,7 @@ def test_task_contract(root):
     assert task.primary_metric == "Accuracy" and task.higher_is_better
     r = task.recipe()
     assert (r.optimizer, r.lr, r.weight_decay, r.epochs, r.retrain_epochs) == ("adam", 4e-4, 1e-4, 40, 5)
+    assert (r.scheduler, r.warmup_iters) == ("cosine-iter", 100)  # UFLD's per-iteration warm-up + cosine (A8.2)
     model = task.build_model()
     names = task.default_prune_set(model)
     assert len(names) == 23 and names[0] == "model.conv1.weight" and names[-1] == "pool.weight"
@@ -173,6 +174,7 @@ def test_benchmark_run_pipeline_writes_predictions(root, tmp_path, monkeypatch):
               log=lambda s: None)  # griding 9: a 4.6M-weight head instead of 46M keeps checkpoints small
     assert rec["status"] == "completed", rec["error"]
     assert [c["epoch"] for c in rec["curves"]["hardprune_checks"]] == [1, 2]
+    assert rec["config"]["schedule"]["kind"] == "cosine-iter" and rec["config"]["schedule"]["warmup_iters"] == 100
     assert rec["compression"]["achieved"]["paper"] == pytest.approx(4.21, rel=1e-3)
     pred = Path(rec["artifacts"]["predictions"])
     scores = eval_files(pred, root / "test_label.json")

@@ -118,12 +118,14 @@ class TuSimpleTask(Task):
     def recipe(self) -> TrainRecipe:
         """UFLD's TuSimple settings (A8.2) with the seed's 40 method epochs + 5 masked-retrain epochs (§9.2 T4).
 
-        Upstream also warms up linearly for 100 iterations and anneals with a per-iteration cosine; those are not
-        TrainRecipe fields and are up to the shared loop. Dense pretraining (only without --weights) is UFLD's
-        100 epochs; the paper starts from the released tusimple_18.pth instead.
+        Each phase (dense pretraining, method, masked retrain) runs upstream's per-iteration schedule over its own
+        epochs: 100 iterations of linear warm-up, then cosine to 0 (`harness/schedules.py`, off-by-one included).
+        Dense pretraining (only without --weights) is UFLD's 100 epochs; the paper starts from the released
+        tusimple_18.pth instead.
         """
-        return TrainRecipe(optimizer="adam", lr=4e-4, momentum=0.9, weight_decay=1e-4, epochs=40, retrain_epochs=5,
-                           retrain_lr=None, pretrain_epochs=100, pretrain_lr=4e-4, check_every=10)
+        return TrainRecipe(optimizer="adam", lr=4e-4, momentum=0.9, weight_decay=1e-4, scheduler="cosine-iter",
+                           warmup_iters=100, epochs=40, retrain_epochs=5, retrain_lr=None, pretrain_epochs=100,
+                           pretrain_lr=4e-4, check_every=10)
 
     # ---- data ------------------------------------------------------------------------------------------------------
     def _batch_size(self) -> int:
