@@ -26,8 +26,13 @@ def main() -> int:
     ap.add_argument("--train", type=int, default=12, help="labelled training frames (spread over 3 label files)")
     ap.add_argument("--test", type=int, default=6, help="test frames")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes rendering frames (about 0.15 s per frame each); the set does not depend on it")
     args = ap.parse_args()
-    counts = make_synthetic_tusimple(args.out.expanduser(), n_train=args.train, n_test=args.test, seed=args.seed)
+    if args.train < 3 or args.test < 1:
+        ap.error("need --train >= 3 (one frame per label file) and --test >= 1")
+    counts = make_synthetic_tusimple(args.out.expanduser(), n_train=args.train, n_test=args.test, seed=args.seed,
+                                     workers=max(1, args.workers))
     print(f"wrote {counts} under {args.out}; next: python data_scripts/tusimple_convert.py --root {args.out}")
     return 0
 

@@ -15,6 +15,7 @@ elsewhere, as both occur in the real set; test files always use 56 rows.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 
 from adapters.lanes.constants import H_SAMPLES, IMG_H, IMG_W, TEST_LABEL_FILE, TEST_TASKS_FILE
+from harness.progress import progress
 
 TRAIN_H_SAMPLES_48 = tuple(range(240, 720, 10))
 # (label file, clip folder, h_samples) of the three training files; clip folders as in the real archive.
@@ -150,43 +152,59 @@ def _record(scene: Scene, raw_file: str, h_samples: tuple[int, ...]) -> dict:
     return {"lanes": lane_labels(scene, h_samples), "h_samples": list(h_samples), "raw_file": raw_file}
 
 
-def make_synthetic_tusimple(out: Path, n_train: int = 12, n_test: int = 6, seed: int = 0, quality: int = 90) -> dict:
+def _render_frame(job: tuple[str, str, int, tuple[int, ...], int]) -> str:
+    """Draw, render and write one frame from its own seed; returns its label line (JSON). Runs in pool workers."""
+    out, raw_file, frame_seed, h_samples, quality = job
+    rng = np.random.default_rng(frame_seed)
+    scene = random_scene(rng)
+    path = Path(out) / raw_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), render(scene, rng), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+        raise OSError(f"could not write {path}")
+    return json.dumps(_record(scene, raw_file, h_samples))
+
+
+def make_synthetic_tusimple(out: Path, n_train: int = 12, n_test: int = 6, seed: int = 0, quality: int = 90,
+                            workers: int = 1) -> dict:
     """Write a synthetic TuSimple root at `out`; returns counts per file. The train frames are spread over the three
-    label files (0313 gets the remainder first); existing files of the same names are overwritten."""
+    label files (0313 gets the remainder first); existing files of the same names are overwritten.
+
+    Every frame is drawn from its own seed (taken from `seed`'s generator), so the set is the same for any number of
+    `workers` (processes rendering frames in parallel: about 0.15 s per frame on one core).
+    """
     if n_train < 3 or n_test < 1:
         raise ValueError("need at least 3 training frames (one per label file) and 1 test frame")
     out = Path(out)
     rng = np.random.default_rng(seed)
     counts: dict[str, int] = {}
 
-    def write_frame(raw_file: str, scene: Scene) -> None:
-        path = out / raw_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), render(scene, rng), [cv2.IMWRITE_JPEG_QUALITY, quality]):
-            raise OSError(f"could not write {path}")
-
     per_file = [n_train // 3 + (1 if i < n_train % 3 else 0) for i in range(3)]
     clip_id = 6000
+    jobs: list[tuple[str, str, int, tuple[int, ...], int]] = []
     for (fname, folder, h_samples), n in zip(TRAIN_SPLITS, per_file):
-        lines = []
         for _ in range(n):
             clip_id += int(rng.integers(1, 60))
             # 0313 clips are numbered (e.g. 0313-1/6040); the later dates use 19-digit timestamps.
             clip = str(clip_id) if folder.startswith("0313") else f"149262{clip_id:013d}"
-            raw = f"clips/{folder}/{clip}/20.jpg"
-            scene = random_scene(rng)
-            write_frame(raw, scene)
-            lines.append(json.dumps(_record(scene, raw, h_samples)))
-        (out / fname).write_text("".join(line + "\n" for line in lines))
-        counts[fname] = n
-    tasks, labels = [], []
+            jobs.append((str(out), f"clips/{folder}/{clip}/20.jpg", int(rng.integers(2**63)), h_samples, quality))
     for i in range(n_test):
         raw = f"clips/{TEST_DATES[i % 3]}/149262{clip_id + 1000 + i:013d}_0/20.jpg"
-        scene = random_scene(rng)
-        write_frame(raw, scene)
-        labels.append(json.dumps(_record(scene, raw, H_SAMPLES)))
-        # The submission template: same rows, no lanes (UFLD reads only raw_file from it).
-        tasks.append(json.dumps({"lanes": [], "h_samples": list(H_SAMPLES), "raw_file": raw}))
+        jobs.append((str(out), raw, int(rng.integers(2**63)), H_SAMPLES, quality))
+
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            lines = list(progress(pool.imap(_render_frame, jobs, chunksize=4), total=len(jobs), desc="frames"))
+    else:
+        lines = [_render_frame(job) for job in progress(jobs, desc="frames")]
+
+    start = 0
+    for (fname, _, _), n in zip(TRAIN_SPLITS, per_file):
+        (out / fname).write_text("".join(line + "\n" for line in lines[start:start + n]))
+        counts[fname] = n
+        start += n
+    labels = lines[start:]
+    # The submission template: same rows, no lanes (UFLD reads only raw_file from it).
+    tasks = [json.dumps({"lanes": [], "h_samples": list(H_SAMPLES), "raw_file": job[1]}) for job in jobs[start:]]
     (out / TEST_TASKS_FILE).write_text("".join(t + "\n" for t in tasks))
     (out / TEST_LABEL_FILE).write_text("".join(t + "\n" for t in labels))
     counts[TEST_TASKS_FILE] = counts[TEST_LABEL_FILE] = n_test
