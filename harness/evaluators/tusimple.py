@@ -306,6 +306,32 @@ class _Pred:
     x: np.ndarray  # (n_lanes, r_max of the GT) lane x values, padded
 
 
+def _checked_gt_record(rec: Any, i: int, where: Where, index: dict[str, int]) -> tuple[str, list, list]:
+    """(raw_file, h_samples, lanes) of GT record `i` after every check, or `DataError` naming the field."""
+    w = where(i)
+    if not isinstance(rec, dict):
+        raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
+    for key in ("raw_file", "lanes", "h_samples"):
+        if key not in rec:
+            raise DataError(f"{w}: field '{key}' is missing (ground truth needs raw_file, lanes, h_samples)")
+    raw = _raw_file(rec, w)
+    if raw in index:
+        raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
+    h = rec["h_samples"]
+    if isinstance(h, np.ndarray):
+        h = h.tolist()
+    if not isinstance(h, (list, tuple)) or not h:
+        raise DataError(f"{w}: field 'h_samples' is {_describe(h)}; it must be a non-empty list of y values")
+    lanes, lens = _lane_lists(rec, w)
+    if lens.count(len(h)) != len(lens):
+        j = next(j for j, n in enumerate(lens) if n != len(h))
+        raise DataError(
+            f"{w}: field 'lanes'[{j}] has {lens[j]} values but 'h_samples' has {len(h)}; "
+            "each lane needs one x per h_sample"
+        )
+    return raw, h, lanes
+
+
 def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool] | None) -> _GT:
     """Validate GT records (`raw_file`, `h_samples`, `lanes`) and pack them; raise `DataError` at the first problem."""
     if not records:
@@ -319,45 +345,16 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
     h_which: list[int] = []
     prev_h: Any = None
     for i, rec in enumerate(records):
-        if type(rec) is dict:
-            # Fast path for what JSON gives: a new non-empty str raw_file, a non-empty h_samples list and a list of
-            # lanes that are lists of len(h_samples). It accepts a subset of what the checks below accept, with the
-            # same result; anything else goes through them to be accepted or named in an error.
-            raw, h, lanes = rec.get("raw_file"), rec.get("h_samples"), rec.get("lanes")
-            if (
-                type(raw) is str and raw and raw not in index and type(h) is list and h and type(lanes) is list
-                and _plain_lanes(lanes, len(h))
-            ):
-                index[raw] = i
-                raw_files.append(raw)
-                h_lists.append(h)
-                lanes_per.append(lanes)
-                if h is not prev_h and h != prev_h:
-                    h_distinct.append(h)
-                    prev_h = h
-                h_which.append(len(h_distinct) - 1)
-                continue
-        w = where(i)
-        if not isinstance(rec, dict):
-            raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
-        for key in ("raw_file", "lanes", "h_samples"):
-            if key not in rec:
-                raise DataError(f"{w}: field '{key}' is missing (ground truth needs raw_file, lanes, h_samples)")
-        raw = _raw_file(rec, w)
-        if raw in index:
-            raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
-        h = rec["h_samples"]
-        if isinstance(h, np.ndarray):
-            h = h.tolist()
-        if not isinstance(h, (list, tuple)) or not h:
-            raise DataError(f"{w}: field 'h_samples' is {_describe(h)}; it must be a non-empty list of y values")
-        lanes, lens = _lane_lists(rec, w)
-        if lens.count(len(h)) != len(lens):
-            j = next(j for j, n in enumerate(lens) if n != len(h))
-            raise DataError(
-                f"{w}: field 'lanes'[{j}] has {lens[j]} values but 'h_samples' has {len(h)}; "
-                "each lane needs one x per h_sample"
-            )
+        raw, h, lanes = (rec.get("raw_file"), rec.get("h_samples"), rec.get("lanes")) if type(rec) is dict else (
+            None, None, None)
+        # Fast path for what JSON gives: a new non-empty str raw_file, a non-empty h_samples list and a list of lanes
+        # that are lists of len(h_samples). It accepts a subset of what the full checks accept, with the same result;
+        # anything else goes through them to be accepted or named in an error.
+        if not (
+            type(raw) is str and raw and raw not in index and type(h) is list and h and type(lanes) is list
+            and _plain_lanes(lanes, len(h))
+        ):
+            raw, h, lanes = _checked_gt_record(rec, i, where, index)
         index[raw] = i
         raw_files.append(raw)
         h_lists.append(h)
@@ -389,6 +386,28 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
     )
 
 
+def _checked_pred_record(rec: Any, i: int, where: Where, index: dict[str, int]) -> tuple[str, float, list]:
+    """(raw_file, run_time, lanes) of prediction record `i` after every check, or `DataError` naming the field."""
+    w = where(i)
+    if not isinstance(rec, dict):
+        raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
+    for key in ("raw_file", "lanes", "run_time"):
+        if key not in rec:
+            raise DataError(f"{w}: field '{key}' is missing (raw_file or lanes or run_time not in some predictions)")
+    raw = _raw_file(rec, w)
+    if raw in index:
+        raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
+    run_time = _check_number_field(rec, "run_time", w)
+    lanes, lens = _lane_lists(rec, w)
+    h = rec.get("h_samples")
+    expected = len(h) if isinstance(h, (list, tuple, np.ndarray)) else (lens[0] if lens else 0)
+    if lens.count(expected) != len(lens):
+        j = next(j for j, n in enumerate(lens) if n != expected)
+        other = "'h_samples'" if isinstance(h, (list, tuple, np.ndarray)) else "'lanes'[0]"
+        raise DataError(f"{w}: field 'lanes'[{j}] has {lens[j]} values but {other} has {expected}")
+    return raw, run_time, lanes
+
+
 def _check_pred_records(
     records: Sequence[dict], where: Where
 ) -> tuple[list[str], dict[str, int], list[list], list[float]]:
@@ -403,44 +422,23 @@ def _check_pred_records(
     lanes_per: list[list] = []
     run_times: list[float] = []
     for i, rec in enumerate(records):
-        if type(rec) is dict:
-            # Fast path (see `_pack_gt`): a new str raw_file, an int or float run_time within +-2**53 (NaN and
-            # infinities fail the comparisons; bool is neither type), a list of lanes that are lists of one length,
-            # len(h_samples) when that is a list, else (absent or null) the first lane's. Anything else takes the
-            # checks below.
-            raw, rt, lanes, h = rec.get("raw_file"), rec.get("run_time"), rec.get("lanes"), rec.get("h_samples")
-            if (
-                type(raw) is str and raw and raw not in index and (type(rt) is int or type(rt) is float)
-                and -_MAX_ABS_VALUE < rt < _MAX_ABS_VALUE and type(lanes) is list
-                and (type(h) is list or h is None)
-                and _plain_lanes(lanes, len(h) if h is not None else _first_len(lanes))
-            ):
-                index[raw] = i
-                raw_files.append(raw)
-                run_times.append(float(rt))
-                lanes_per.append(lanes)
-                continue
-        w = where(i)
-        if not isinstance(rec, dict):
-            raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
-        for key in ("raw_file", "lanes", "run_time"):
-            if key not in rec:
-                raise DataError(
-                    f"{w}: field '{key}' is missing (raw_file or lanes or run_time not in some predictions)"
-                )
-        raw = _raw_file(rec, w)
-        if raw in index:
-            raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
-        run_times.append(_check_number_field(rec, "run_time", w))
-        lanes, lens = _lane_lists(rec, w)
-        h = rec.get("h_samples")
-        expected = len(h) if isinstance(h, (list, tuple, np.ndarray)) else (lens[0] if lens else 0)
-        if lens.count(expected) != len(lens):
-            j = next(j for j, n in enumerate(lens) if n != expected)
-            other = "'h_samples'" if isinstance(h, (list, tuple, np.ndarray)) else "'lanes'[0]"
-            raise DataError(f"{w}: field 'lanes'[{j}] has {lens[j]} values but {other} has {expected}")
+        raw, rt, lanes, h = (rec.get("raw_file"), rec.get("run_time"), rec.get("lanes"), rec.get("h_samples")) \
+            if type(rec) is dict else (None, None, None, None)
+        # Fast path (see `_pack_gt`): a new str raw_file, an int or float run_time within +-2**53 (NaN and infinities
+        # fail the comparisons; bool is neither type), a list of lanes that are lists of one length, len(h_samples)
+        # when that is a list, else (absent or null) the first lane's. Anything else takes the full checks.
+        if (
+            type(raw) is str and raw and raw not in index and (type(rt) is int or type(rt) is float)
+            and -_MAX_ABS_VALUE < rt < _MAX_ABS_VALUE and type(lanes) is list
+            and (type(h) is list or h is None)
+            and _plain_lanes(lanes, len(h) if h is not None else _first_len(lanes))
+        ):
+            rt = float(rt)
+        else:
+            raw, rt, lanes = _checked_pred_record(rec, i, where, index)
         index[raw] = i
         raw_files.append(raw)
+        run_times.append(rt)
         lanes_per.append(lanes)
     return raw_files, index, lanes_per, run_times
 
