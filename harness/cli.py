@@ -250,7 +250,6 @@ def sweep_cmd(
     Finished cells are skipped; a killed sweep continues where it stopped (each run resumes from its epoch checkpoint);
     a failing cell is recorded as failed and the rest go on. Exit 3 if any cell of this shard failed.
     """
-    import dataclasses as _dc
 
     from harness import sweep as sw
     from harness.results import ResultStore

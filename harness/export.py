@@ -82,13 +82,18 @@ def _methods(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({m for row in rows for m in row["methods"]})
 
 
-def to_markdown(rows: list[dict[str, Any]]) -> str:
-    """One table per (task, model); **bold** = best method of the row for that phase."""
-    out = []
+def _by_task_model(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    """Leaderboard rows grouped per (task, model), in first-seen order: one table each."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[(row["task"], row["model"])].append(row)
-    for (task, model), grp in groups.items():
+    return groups
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    """One table per (task, model); **bold** = best method of the row for that phase."""
+    out = []
+    for (task, model), grp in _by_task_model(rows).items():
         methods = _methods(grp)
         out.append(f"### {task} / {model} ({grp[0]['metric']}, {'higher' if grp[0]['higher_is_better'] else 'lower'} is better)\n")
         head = ["rate"] + [f"{m} {h}" for m in methods for h in ("hard-pruned", "retrained", "achieved x", "ep. to thr.")]
@@ -150,10 +155,7 @@ def to_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], title: st
              f"</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p>{len(records)} records, {sum(r.get('status') == 'completed' for r in records)} completed. "
              "Green bold: best method of the row for that phase. Mean ± std over seeds where n &gt; 1.</p>"]
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[(row["task"], row["model"])].append(row)
-    for (task, model), grp in groups.items():
+    for (task, model), grp in _by_task_model(rows).items():
         methods = _methods(grp)
         parts.append(f"<h2>{html.escape(task)} / {html.escape(model)}: {html.escape(str(grp[0]['metric']))}</h2>")
         parts.append("<table class='leaderboard'><thead><tr><th rowspan='2'>rate</th>"

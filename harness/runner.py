@@ -22,7 +22,7 @@ from torch import nn
 
 from harness import provenance
 from harness.errors import TrainingDiverged, UserError
-from harness.methods import MaskedRetrain, MethodSettings, PruningMethod, make_method
+from harness.methods import MaskedRetrain, MethodSettings, make_method
 from harness.projection import hard_prune_
 from harness.schedules import SCHEDULERS, iterations_per_epoch, make_schedule
 from harness.results import SCHEMA_VERSION, DEFAULT_STORE, ResultStore, write_json_atomic

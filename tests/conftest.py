@@ -37,3 +37,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tusimple_root(tmp_path_factory):
+    """A small synthetic TuSimple set (3 training, 2 test frames) converted as real data would be; read-only, shared."""
+    from adapters.lanes.convert import convert_test, convert_train
+    from adapters.lanes.synthetic import make_synthetic_tusimple
+
+    out = tmp_path_factory.mktemp("tusimple")
+    make_synthetic_tusimple(out, n_train=3, n_test=2, seed=3)
+    convert_train(out)
+    convert_test(out)
+    return out

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from adapters.lanes.constants import H_SAMPLES
@@ -25,12 +24,8 @@ CELL = 1279 / 99  # training cell width for a 1280-wide frame and griding 100
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tusimple")
-    make_synthetic_tusimple(out, n_train=3, n_test=2, seed=3)
-    convert_train(out)
-    convert_test(out)
-    return out
+def root(tusimple_root) -> Path:
+    return tusimple_root
 
 
 def test_synthetic_is_tusimple_format(root):

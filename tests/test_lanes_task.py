@@ -12,10 +12,9 @@ import torch
 
 from adapters.lanes import TuSimpleTask
 from adapters.lanes.constants import H_SAMPLES
-from adapters.lanes.convert import convert_test, convert_train, rasterise
+from adapters.lanes.convert import rasterise
 from adapters.lanes.decode import decode_batch, decode_lanes
 from adapters.lanes.loss import shape_loss, similarity_loss, softmax_focal_loss, ufld_loss
-from adapters.lanes.synthetic import make_synthetic_tusimple
 from adapters.lanes.targets import classification_target
 from harness.errors import UserError
 from harness.tasks import TaskConfig, build_task
@@ -27,12 +26,8 @@ SMALL = {"input_size": [64, 160], "griding": 100}
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tusimple_task")
-    make_synthetic_tusimple(out, n_train=3, n_test=2, seed=5)
-    convert_train(out)
-    convert_test(out)
-    return out
+def root(tusimple_root) -> Path:
+    return tusimple_root
 
 
 def make_task(root: Path, **options) -> TuSimpleTask:

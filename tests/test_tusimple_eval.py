@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adapters.lanes.synthetic import random_submission
 from harness.errors import DataError, UserError
 from harness.evaluators import tusimple as ts
 from harness.evaluators.tusimple import eval_files, evaluate_predictions, load_gt_file, load_prediction_file
@@ -261,54 +262,11 @@ def test_closed_form_threshold_matches_sklearn():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _random_case(rng: np.random.Generator, n_images: int) -> tuple[list[dict], list[dict]]:
-    """Small random submissions that hit every branch: ties at exact thresholds, -2 rows, floats, many lanes."""
-    gts, preds = [], []
-    for i in range(n_images):
-        step = int(rng.choice([10, 20]))
-        h = list(range(160 if rng.random() < 0.7 else 240, 720, step))
-        ys = np.array(h, float)
-        n_gt = int(rng.choice([0, 1, 2, 3, 4, 5, 6], p=[0.04, 0.1, 0.2, 0.25, 0.25, 0.12, 0.04]))
-        gl = []
-        for _ in range(n_gt):
-            kind = rng.random()
-            if kind < 0.3:  # Pythagorean slopes: 3/4 -> 25 px, 12/5 -> 52 px, 0 -> 20 px (exact-threshold ties)
-                slope = float(rng.choice([0.75, -0.75, 2.4, -2.4, 0.0]))
-                x = rng.integers(0, 600) + slope * (ys - ys[0])
-            else:
-                x = rng.uniform(0, 1280) + rng.uniform(-3, 3) * (ys - 400) + rng.normal(0, 3, len(h))
-                if rng.random() < 0.7:
-                    x = np.rint(x)
-            x[: int(rng.integers(0, len(h) // 2))] = -2
-            x[rng.random(len(h)) < 0.05] = -2
-            x[(x < 0) | (x > 1279)] = -2
-            gl.append(x)
-        n_pr = int(rng.integers(0, n_gt + 4))
-        pl = []
-        for j in range(n_pr):
-            if j < len(gl) and rng.random() < 0.8:
-                base = gl[j].copy()
-                off = rng.choice([0, 19, 20, 21, 24, 25, 26, 51, 52, 53], size=len(h)) * rng.choice([-1, 1], size=len(h))
-                noise = rng.normal(0, 4, len(h)) if rng.random() < 0.3 else np.rint(rng.normal(0, 6, len(h)))
-                p = np.where(rng.random(len(h)) < 0.5, base + off, base + noise)
-                p[base < 0] = -2
-                p[rng.random(len(h)) < 0.05] = -2
-            else:
-                p = np.full(len(h), -2.0) if rng.random() < 0.3 else np.rint(rng.uniform(-50, 1280, len(h)))
-            pl.append(p)
-        as_list = lambda a: [int(v) if float(v).is_integer() else float(v) for v in a]  # noqa: E731
-        run_time = float(rng.choice([10, 10, 10, 200, 250]))
-        gts.append(gt_rec(f"img{i}.jpg", [as_list(x) for x in gl], h))
-        preds.append(pred_rec(f"img{i}.jpg", [as_list(p) for p in pl], run_time, h))
-    order = rng.permutation(n_images)
-    return [preds[k] for k in order], gts
-
-
 @pytest.mark.parametrize("seed", range(30))
 def test_random_inputs_match_reference(seed):
     pytest.importorskip("sklearn")
     rng = np.random.default_rng(seed)
-    preds, gts = _random_case(rng, int(rng.integers(1, 12)))
+    preds, gts = random_submission(rng, int(rng.integers(1, 12)))
     got = scores(preds, gts)
     want = _reference_scores(preds, gts)
     for g, w in zip(got, want):
@@ -320,7 +278,7 @@ def test_random_tie_cases_are_exercised():
     rng = np.random.default_rng(0)
     ties = 0
     for seed in range(30):
-        preds, gts = _random_case(np.random.default_rng(seed), 8)
+        preds, gts = random_submission(np.random.default_rng(seed), 8)
         by = {g["raw_file"]: g for g in gts}
         for p in preds:
             g = by[p["raw_file"]]
@@ -338,7 +296,7 @@ def test_single_image_matches_reference_per_image():
     pytest.importorskip("sklearn")
     rng = np.random.default_rng(123)
     for _ in range(150):
-        preds, gts = _random_case(rng, 1)
+        preds, gts = random_submission(rng, 1)
         got = scores(preds, gts)
         want = _reference_scores(preds, gts)
         assert all(abs(g - w) <= 1e-9 for g, w in zip(got, want)), (got, want, preds, gts)

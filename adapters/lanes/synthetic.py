@@ -209,3 +209,50 @@ def make_synthetic_tusimple(out: Path, n_train: int = 12, n_test: int = 6, seed:
     (out / TEST_LABEL_FILE).write_text("".join(t + "\n" for t in labels))
     counts[TEST_TASKS_FILE] = counts[TEST_LABEL_FILE] = n_test
     return counts
+
+
+def random_submission(rng: np.random.Generator, n_images: int) -> tuple[list[dict], list[dict]]:
+    """A small random (predictions, ground truth) pair that reaches every rule of the TuSimple metric: 0-6 GT lanes,
+    0 to GT+3 predicted lanes, 48/56/24/28 rows, slopes whose thresholds are exactly 20/25/52 px with offsets at those
+    values (ties), float and integer x, -2 rows, run_time 10/200/250. Predictions come in shuffled order.
+
+    For checking an evaluator against the official one (tests and `benchmarks/perf/bench_tusimple_eval.py --fuzz`).
+    """
+    gts, preds = [], []
+    for i in range(n_images):
+        step = int(rng.choice([10, 20]))
+        h = list(range(160 if rng.random() < 0.7 else 240, 720, step))
+        ys = np.array(h, float)
+        n_gt = int(rng.choice(7, p=[0.04, 0.1, 0.2, 0.25, 0.25, 0.12, 0.04]))
+        gl = []
+        for _ in range(n_gt):
+            if rng.random() < 0.3:  # Pythagorean slopes: 3/4 -> 25 px, 12/5 -> 52 px, 0 -> 20 px (exact-threshold ties)
+                x = rng.integers(0, 600) + float(rng.choice([0.75, -0.75, 2.4, -2.4, 0.0])) * (ys - ys[0])
+            else:
+                x = rng.uniform(0, 1280) + rng.uniform(-3, 3) * (ys - 400) + rng.normal(0, 3, len(h))
+                if rng.random() < 0.7:
+                    x = np.rint(x)
+            x[: int(rng.integers(0, len(h) // 2))] = -2
+            x[rng.random(len(h)) < 0.05] = -2
+            x[(x < 0) | (x > 1279)] = -2
+            gl.append(x)
+        pl = []
+        for j in range(int(rng.integers(0, n_gt + 4))):
+            if j < len(gl) and rng.random() < 0.8:
+                off = rng.choice([0, 19, 20, 21, 24, 25, 26, 51, 52, 53], size=len(h)) * rng.choice([-1, 1], size=len(h))
+                noise = rng.normal(0, 4, len(h)) if rng.random() < 0.3 else np.rint(rng.normal(0, 6, len(h)))
+                p = np.where(rng.random(len(h)) < 0.5, gl[j] + off, gl[j] + noise)
+                p[gl[j] < 0] = -2
+                p[rng.random(len(h)) < 0.05] = -2
+            else:
+                p = np.full(len(h), -2.0) if rng.random() < 0.3 else np.rint(rng.uniform(-50, 1280, len(h)))
+            pl.append(p)
+        gts.append({"raw_file": f"img{i}.jpg", "lanes": [_json_numbers(x) for x in gl], "h_samples": h})
+        preds.append({"raw_file": f"img{i}.jpg", "lanes": [_json_numbers(p) for p in pl], "h_samples": h,
+                      "run_time": float(rng.choice([10, 10, 10, 200, 250]))})
+    return [preds[k] for k in rng.permutation(n_images)], gts
+
+
+def _json_numbers(a: np.ndarray) -> list:
+    """x values as a JSON writer would give them: whole numbers as int, the rest as float."""
+    return [int(v) if float(v).is_integer() else float(v) for v in a]

@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
+from adapters.lanes.synthetic import random_submission  # noqa: E402
 from harness.evaluators import tusimple as ts  # noqa: E402
 
 H56 = list(range(160, 720, 10))
@@ -113,44 +114,6 @@ def make_tusimple_like(n_images: int, rng: np.random.Generator) -> tuple[list[di
         run_time = 10 if rng.random() > 0.002 else 250  # a rare slow frame exercises the run_time rule
         preds.append({"raw_file": name, "lanes": [_ints(p) for p in pl], "h_samples": H56, "run_time": run_time})
     return preds, gts
-
-
-def make_fuzz_case(rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
-    """A small submission (1-4 images) that reaches every rule, including threshold ties and odd lane counts."""
-    gts, preds = [], []
-    for i in range(int(rng.integers(1, 5))):
-        step = int(rng.choice([10, 20]))
-        h = list(range(int(rng.choice([160, 240])), 720, step))
-        ys = np.array(h, float)
-        n_gt = int(rng.choice(7, p=[0.04, 0.1, 0.2, 0.25, 0.25, 0.12, 0.04]))
-        gl = []
-        for _ in range(n_gt):
-            if rng.random() < 0.3:  # slopes 3/4, 12/5, 0: thresholds of exactly 25, 52 and 20 px
-                x = rng.integers(0, 600) + float(rng.choice([0.75, -0.75, 2.4, -2.4, 0.0])) * (ys - ys[0])
-            else:
-                x = rng.uniform(0, 1280) + rng.uniform(-3, 3) * (ys - 400) + rng.normal(0, 3, len(h))
-                if rng.random() < 0.7:
-                    x = np.rint(x)
-            x[: int(rng.integers(0, len(h) // 2))] = -2
-            x[rng.random(len(h)) < 0.05] = -2
-            x[(x < 0) | (x > 1279)] = -2
-            gl.append(x)
-        pl = []
-        for j in range(int(rng.integers(0, n_gt + 4))):
-            if j < len(gl) and rng.random() < 0.8:
-                off = rng.choice([0, 19, 20, 21, 24, 25, 26, 51, 52, 53], size=len(h)) * rng.choice([-1, 1], size=len(h))
-                noise = rng.normal(0, 4, len(h)) if rng.random() < 0.3 else np.rint(rng.normal(0, 6, len(h)))
-                p = np.where(rng.random(len(h)) < 0.5, gl[j] + off, gl[j] + noise)
-                p[gl[j] < 0] = -2
-                p[rng.random(len(h)) < 0.05] = -2
-            else:
-                p = np.full(len(h), -2.0) if rng.random() < 0.3 else np.rint(rng.uniform(-50, 1280, len(h)))
-            pl.append(p)
-        as_json = lambda a: [int(v) if float(v).is_integer() else float(v) for v in a]  # noqa: E731
-        gts.append({"raw_file": f"f{i}.jpg", "lanes": [as_json(x) for x in gl], "h_samples": h})
-        preds.append({"raw_file": f"f{i}.jpg", "lanes": [as_json(p) for p in pl], "h_samples": h,
-                      "run_time": float(rng.choice([10, 10, 10, 200, 250]))})
-    return [preds[k] for k in rng.permutation(len(preds))], gts
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
@@ -267,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     score_speedup = off_bench / ours_score
 
     lines = [
-        f"# TuSimple metric: harness/evaluators/tusimple.py vs the official evaluate/lane.py (CPU)",
+        "# TuSimple metric: harness/evaluators/tusimple.py vs the official evaluate/lane.py (CPU)",
         "",
         f"- Command: `{' '.join(shlex.quote(a) for a in [sys.executable.split('/')[-1], *sys.argv])}`",
         f"- Date (UTC): {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M:%S')}",
@@ -311,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         fails: list[str] = []
         t0 = time.perf_counter()
         for case in range(args.fuzz):
-            fp, fg = make_fuzz_case(frng)
+            fp, fg = random_submission(frng, int(frng.integers(1, 5)))
             write_jsonl(work / "fz_pred.json", fp)
             write_jsonl(work / "fz_gt.json", fg)
             a = official_scores(official, work / "fz_pred.json", work / "fz_gt.json")
