@@ -7,6 +7,7 @@ Metrics: top-1 and top-5 (percent).
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Callable
@@ -282,7 +283,21 @@ def check_imagefolder(root: Path | None) -> Path:
     va = sorted(p.name for p in (root / "val").iterdir() if p.is_dir())
     if tr != va:
         raise DataError(f"ImageNet train/ and val/ class folders differ ({len(tr)} vs {len(va)}); {hint}")
+    for split in ("train", "val"):
+        # torchvision's ImageFolder would raise a bare FileNotFoundError for a class folder without any image.
+        empty = [c for c in tr if not _has_image(root / split / c)]
+        if empty:
+            raise DataError(f"{root / split} has {len(empty)} class folder(s) without images (first: {empty[0]}); "
+                            f"an interrupted copy or extraction? {hint}")
     return root
+
+
+def _has_image(folder: Path) -> bool:
+    """True at the first file with an image extension torchvision's ImageFolder accepts (stops scanning there)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    with os.scandir(folder) as it:
+        return any(e.name.lower().endswith(IMG_EXTENSIONS) and e.is_file() for e in it)
 
 
 class ImageNetTask(ClassificationTask):
