@@ -152,7 +152,7 @@ def _flatten_val(tree: Path) -> None:
     (lambda t: shutil.rmtree(t / "val"), "lacks val/"),
     (_flatten_val, "no class folders"),
     (lambda t: shutil.rmtree(next((t / "val").iterdir())), "class folders differ"),
-    (lambda t: [f.unlink() for f in sorted((t / "train").iterdir())[1].iterdir()], "1 class folder(s) without images"),
+    (lambda t: [f.unlink() for f in sorted((t / "train").iterdir())[1].iterdir()], r"1 class folder\(s\) without images"),
 ])
 def test_layout_errors(tree, tmp_path, damage: Callable, needle: str):
     broken = tmp_path / "broken"
