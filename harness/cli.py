@@ -90,6 +90,8 @@ def run_cmd(
     store: Path = typer.Option(Path("prunebench.sqlite"), help="SQLite results store."),
     out: Path = typer.Option(Path("prunebench_runs"), help="Folder for run records, checkpoints, pruned models."),
     resume: bool = typer.Option(False, help="Continue a killed run from its last epoch checkpoint."),
+    checkpoint_every: int = typer.Option(1, help="Epochs between resume checkpoints (always at a phase's end; 0: none). Raise it for big models: a UFLD checkpoint is ~2 GB."),
+    keep_checkpoint: bool = typer.Option(False, help="Keep checkpoint.pt after the run completes (deleted by default: only resuming needs it)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results record(s) as JSON."),
 ) -> None:
     """Prune a model with a method at a compression rate; evaluate dense, hard-pruned and retrained.
@@ -116,6 +118,7 @@ def run_cmd(
                 optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay, scheduler=scheduler,
                 warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, settings=settings, device=device, amp=amp, seed=seed, workers=workers,
                 options=_options(opt or []), max_steps=max_steps, store=str(store), out=str(out),
+                checkpoint_every=checkpoint_every, keep_checkpoint=keep_checkpoint,
             )
             say = (lambda s: None) if json_out else (lambda s, _m=m, _r=rt: err.print(f"[{_m} {_r or ''}x] {s}", highlight=False))
             records.append(run(cfg, resume=resume, log=say))
@@ -239,6 +242,8 @@ def sweep_cmd(
     max_steps: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
     store: Path = typer.Option(Path("prunebench.sqlite"), help="SQLite results store (may be shared by several sweeps)."),
     out: Path = typer.Option(Path("prunebench_runs"), help="Folder for run folders."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Epochs between resume checkpoints (default 1; 0: none)."),
+    keep_checkpoint: Optional[bool] = typer.Option(None, help="Keep checkpoint.pt after a run completes."),
     shard: Optional[str] = typer.Option(None, help="i/n: run only cells k with k % n == i (0-based), e.g. 0/2 and 1/2."),
     retry_failed: bool = typer.Option(True, help="Re-run cells recorded as failed by an earlier sweep."),
     wait: bool = typer.Option(True, help="Wait for cells another live process is running (taking over if it dies)."),
@@ -267,7 +272,8 @@ def sweep_cmd(
                      retrain_epochs=retrain_epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
                      optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay,
                      scheduler=scheduler, warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, device=device, amp=amp, workers=workers,
-                     options=_options(opt) if opt else None, max_steps=max_steps)
+                     options=_options(opt) if opt else None, max_steps=max_steps,
+                     checkpoint_every=checkpoint_every, keep_checkpoint=keep_checkpoint)
     spec.run.update({k: v for k, v in run_flags.items() if v is not None})
     setting_flags = dict(mode=mode, rho=rho, s0=s0, M=M, r=r, update_every=update_every, projection=projection)
     spec.settings.update({k: v for k, v in setting_flags.items() if v is not None})

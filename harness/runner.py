@@ -64,11 +64,13 @@ class RunConfig:
     workers: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     max_steps: int | None = None  # cap on steps per epoch (smoke tests)
-    # where things go (not part of the run's identity)
+    # where things go and how often to checkpoint (not part of the run's identity: they do not change the result)
     store: str = DEFAULT_STORE
     out: str = DEFAULT_OUT
+    checkpoint_every: int = 1  # epochs between resume checkpoints (and always at a phase's end); 0: none
+    keep_checkpoint: bool = False  # keep checkpoint.pt after the run completes (it is only needed to resume)
 
-    IDENTITY_EXCLUDES = ("store", "out", "workers", "device")
+    IDENTITY_EXCLUDES = ("store", "out", "workers", "device", "checkpoint_every", "keep_checkpoint")
     # Fields added after runs were stored: left out of the identity while unset, so those runs keep their ids and a
     # sweep started by an older version resumes instead of starting over.
     IDENTITY_OMIT_WHEN_NONE = ("scheduler", "warmup_iters")
@@ -117,6 +119,8 @@ def validate_method(cfg: RunConfig) -> None:
         raise UserError(f"unknown --scheduler {cfg.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
     if cfg.warmup_iters is not None and cfg.warmup_iters < 0:
         raise UserError(f"--warmup-iters must be >= 0, got {cfg.warmup_iters}")
+    if cfg.checkpoint_every < 0:
+        raise UserError(f"--checkpoint-every must be >= 0 (0: no resume checkpoints), got {cfg.checkpoint_every}")
     if cfg.amp not in (None, "bf16", "fp16"):
         raise UserError(f"unknown --amp {cfg.amp!r}; choose bf16 or fp16")
 
@@ -231,6 +235,11 @@ class Run:
         return value >= threshold if self.task.higher_is_better else value <= threshold
 
     # ---- checkpoints -----------------------------------------------------------------------------------------------
+    def checkpoint_due(self, epoch: int, last: int) -> bool:
+        """Whether to write the resume checkpoint after `epoch` of a phase of `last` epochs (--checkpoint-every)."""
+        every = self.cfg.checkpoint_every
+        return every > 0 and (epoch % every == 0 or epoch >= last)
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         path = self.dir / "checkpoint.pt"
         tmp = path.with_suffix(".tmp")
@@ -257,6 +266,10 @@ class Run:
         try:
             self._pipeline(rec)
             rec["status"] = "completed"
+            if not cfg.keep_checkpoint:
+                # Everything a finished run leaves (record, masks, pruned model) is written; the resume state is
+                # the largest file by far (model + method state + optimizer: ~2 GB for UFLD).
+                (self.dir / "checkpoint.pt").unlink(missing_ok=True)
         except TrainingDiverged as exc:
             rec["status"] = "failed"
             rec["error"] = f"diverged: {exc}"
@@ -370,9 +383,10 @@ class Run:
                     if cfg.early_stop is not None and self.reached(value, cfg.early_stop):
                         rec["epochs"].setdefault("to_threshold", epoch)
                         stop = True
-                self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
-                                      "optimizer": optim.state_dict(), "epoch": epoch if not stop else epochs,
-                                      "phase": "method", "record": rec})
+                if stop or self.checkpoint_due(epoch, epochs):
+                    self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
+                                          "optimizer": optim.state_dict(), "epoch": epoch if not stop else epochs,
+                                          "phase": "method", "record": rec})
                 if stop:
                     self.log(f"early stop: hard-pruned metric reached {cfg.early_stop} at epoch {epoch}")
                 return stop
@@ -431,9 +445,10 @@ class Run:
                 rec["epochs"]["retrain"] = epoch
                 if rsched is not None:
                     rsched.after_epoch()
-                self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
-                                      "optimizer": optim.state_dict(), "epoch": epoch, "phase": "retrain",
-                                      "record": rec})
+                if self.checkpoint_due(epoch, retrain_epochs):
+                    self.save_checkpoint({"model": model.state_dict(), "method": method.state_dict(),
+                                          "optimizer": optim.state_dict(), "epoch": epoch, "phase": "retrain",
+                                          "record": rec})
                 return False
 
             if fit is None:

@@ -223,3 +223,36 @@ def test_bf16_autocast_and_cosine_schedule(workdir, monkeypatch):
     assert rec["status"] == "completed"
     lrs = [p["lr"] for p in rec["curves"]["train"]]
     assert lrs[0] == pytest.approx(1e-3) and lrs[1] < lrs[0] and lrs[2] < lrs[1]  # cosine over the method epochs
+
+
+class InterruptedInEpoch4(DigitsTask):
+    """Raises KeyboardInterrupt once, in epoch 4 (22 steps per digits epoch)."""
+
+    name = "interrupted4_digits"
+    calls = 0
+    armed = True
+
+    def loss(self, model, batch):
+        InterruptedInEpoch4.calls += 1
+        if InterruptedInEpoch4.armed and InterruptedInEpoch4.calls == 3 * 22 + 1:
+            InterruptedInEpoch4.armed = False
+            raise KeyboardInterrupt
+        return super().loss(model, batch)
+
+
+def test_sparse_checkpoints_resume_from_the_last_one_and_are_removed_at_the_end(workdir):
+    register_task("interrupted4_digits", "tests.test_runner:InterruptedInEpoch4")
+    cfg = dict(task="interrupted4_digits", method="slr", rate=4.0, epochs=5, retrain_epochs=1, checkpoint_every=2,
+               weights=str(save_digits(workdir)))
+    with pytest.raises(KeyboardInterrupt):
+        run(RunConfig(**cfg), log=lambda s: None)
+    run_dir = next(Path("prunebench_runs").glob("interrupted4_digits-*"))
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert (ckpt["phase"], ckpt["epoch"]) == ("method", 2)  # epoch 3 was not checkpointed (every 2)
+    logs: list[str] = []
+    rec = run(RunConfig(**cfg), resume=True, log=logs.append)
+    assert rec["status"] == "completed" and any("at method epoch 3" in line for line in logs)
+    assert [p["epoch"] for p in rec["curves"]["train"]] == [1, 2, 3, 4, 5]
+    assert not (run_dir / "checkpoint.pt").exists() and (run_dir / "pruned_model.pt").is_file()
+    kept = run(RunConfig(**{**cfg, "task": "digits", "keep_checkpoint": True, "epochs": 1}), log=lambda s: None)
+    assert (Path(kept["artifacts"]["dir"]) / "checkpoint.pt").is_file()
