@@ -156,7 +156,8 @@ class Run:
         ))
         self.recipe: TrainRecipe = self.task.recipe()
         self.run_id = cfg.run_id()
-        self.dir = Path(cfg.out) / self.run_id
+        # Absolute, so records name their files wherever `benchmark export` later runs from.
+        self.dir = (Path(cfg.out) / self.run_id).resolve()
         self.record: dict[str, Any] = {}
 
     # ---- settings with recipe fallbacks --------------------------------------------------------------------------
@@ -184,7 +185,7 @@ class Run:
                           "lr": self.recipe.pretrain_lr or self.recipe.lr, "options": self.cfg.options,
                           "data": self.cfg.data, "max_steps": self.cfg.max_steps,
                           **({"scheduler": kind} if kind != "cosine" else {})}, sort_keys=True)
-        cache_dir = Path(os.environ.get("PRUNEBENCH_CACHE") or Path(self.cfg.out) / "cache")
+        cache_dir = Path(os.environ.get("PRUNEBENCH_CACHE") or Path(self.cfg.out) / "cache").resolve()
         cache = cache_dir / f"dense-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
         # Where the dense weights live: `benchmark export` draws before/after weight histograms from them.
         self.record.setdefault("artifacts", {})["dense_weights"] = str(cache)
