@@ -334,6 +334,9 @@ class Run:
         # None: the shared loop below; else the task's own training driver (detection: Ultralytics' trainer), called
         # once per phase with the same per-epoch bookkeeping as a callback (see CocoTask.fit for the signature).
         fit = self.task.fit_epochs()
+        if fit is not None and (cfg.scheduler is not None or cfg.warmup_iters is not None):
+            raise UserError(f"--scheduler/--warmup-iters do not apply to {cfg.task}: it trains in its own driver "
+                            "(Ultralytics' trainer) with that trainer's warm-up and schedule")
 
         ckpt = self.load_checkpoint()
         if ckpt is None:

@@ -87,6 +87,14 @@ def test_models_build_from_packaged_yamls_without_network(no_network):
     assert (recipe.optimizer, recipe.lr, recipe.momentum, recipe.check_every) == ("sgd", 0.01, 0.937, 5)
 
 
+def test_scheduler_flags_are_refused_for_the_ultralytics_driver(coco_dir, workdir):
+    cfg = RunConfig(task="coco", model="yolov3-tiny", method="slr", rate=2.0, epochs=1, batch_size=4,
+                    data=str(coco_dir), device="cpu", options=dict(OPTS), scheduler="cosine-iter",
+                    store=str(workdir / "store.sqlite"), out=str(workdir / "runs"))
+    with pytest.raises(UserError, match="do not apply to coco"):
+        run(cfg, log=lambda s: None)
+
+
 def test_full_run_offline_records_ap50_and_conv_compression(coco_dir, workdir, no_network):
     cfg = RunConfig(task="coco", model="yolov3-tiny", method="slr", rate=2.0, epochs=2, retrain_epochs=1,
                     check_every=1, batch_size=4, data=str(coco_dir), device="cpu", options=dict(OPTS),
