@@ -43,18 +43,32 @@ class PhaseSchedule:
 
 
 class EpochCosine(PhaseSchedule):
+    """Cosine annealing per epoch to 0 over `epochs` (torch's CosineAnnealingLR values, in closed form).
+
+    Closed form rather than torch's scheduler, whose recursive update applied on top of an optimizer state restored
+    at resume would anneal the already-annealed lr a second time.
+    """
+
     kind = "cosine"
 
     def __init__(self, opt: torch.optim.Optimizer, epochs: int):
-        self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        self.opt = opt
+        self.base_lrs = [float(g["lr"]) for g in opt.param_groups]
         self.epochs = epochs
+        self.done = 0
+
+    def _set(self, epochs_done: int) -> None:
+        f = (1.0 + math.cos(math.pi * epochs_done / self.epochs)) / 2.0
+        for group, base in zip(self.opt.param_groups, self.base_lrs):
+            group["lr"] = base * f
 
     def after_epoch(self) -> None:
-        self._sched.step()
+        self.done += 1
+        self._set(self.done)
 
     def resume_at(self, epochs_done: int) -> None:
-        for _ in range(epochs_done):
-            self._sched.step()
+        self.done = epochs_done
+        self._set(epochs_done)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "epochs": self.epochs}

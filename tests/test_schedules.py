@@ -107,3 +107,27 @@ def test_default_run_id_ignores_unset_new_fields():
 def test_bad_scheduler_is_one_line(workdir, capsys, args, needle):
     code, _, err = cli(["run", "--method", "slr", "--rate", "4", "--epochs", "1", "--max-steps", "2"] + args, capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no training here
+def test_epoch_cosine_matches_torch_and_resumes_after_optimizer_state_load():
+    def fresh():
+        p = nn.Parameter(torch.ones(1))
+        return torch.optim.Adam([p], lr=0.3)
+
+    opt, ref_opt = fresh(), fresh()
+    ours, ref = make_schedule(opt, "cosine", 6), torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=6)
+    for _ in range(4):
+        ours.after_epoch()
+        ref.step()
+        assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-12)
+    # Resume: the optimizer state (which holds the annealed lr) is loaded, then the schedule is put at epoch 4.
+    saved = opt.state_dict()
+    opt2 = fresh()
+    sched2 = make_schedule(opt2, "cosine", 6)
+    opt2.load_state_dict(saved)
+    sched2.resume_at(4)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+    sched2.after_epoch()
+    ours.after_epoch()
+    assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
