@@ -199,9 +199,10 @@ class Run:
         loader = self.task.train_loader()
         sched = self.schedule_for(opt, epochs, loader, kind)
         for epoch in range(1, epochs + 1):
-            train_epoch(model, loader, self.task.loss, opt, None, epoch, self.device, self.cfg.amp,
-                        desc="pretrain", max_steps=self.cfg.max_steps, schedule=sched)
+            stats = train_epoch(model, loader, self.task.loss, opt, None, epoch, self.device, self.cfg.amp,
+                                desc="pretrain", max_steps=self.cfg.max_steps, schedule=sched)
             sched.after_epoch()
+            self.log(f"pretrain epoch {epoch}/{epochs}: loss {stats.train_loss:.4f} ({stats.seconds:.0f} s)")
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
