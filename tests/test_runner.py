@@ -177,18 +177,28 @@ def save_digits(workdir: Path) -> Path:
 
 
 class InterruptedDigitsTask(DigitsTask):
-    """Raises KeyboardInterrupt once, in epoch 3, as a kill would: the run resumes from its epoch-2 checkpoint."""
+    """Raises KeyboardInterrupt once, at the first step of epoch `interrupt_epoch` (22 steps per digits epoch), as a
+    kill would; subclasses pick the epoch. Counters are per class so each test arms its own."""
 
     name = "interrupted_digits"
+    interrupt_epoch = 3
     calls = 0
     armed = True
 
     def loss(self, model, batch):
-        InterruptedDigitsTask.calls += 1
-        if InterruptedDigitsTask.armed and InterruptedDigitsTask.calls == 2 * 22 + 1:
-            InterruptedDigitsTask.armed = False
+        cls = type(self)
+        cls.calls += 1
+        if cls.armed and cls.calls == (cls.interrupt_epoch - 1) * 22 + 1:
+            cls.armed = False
             raise KeyboardInterrupt
         return super().loss(model, batch)
+
+
+class InterruptedInEpoch4(InterruptedDigitsTask):
+    name = "interrupted4_digits"
+    interrupt_epoch = 4
+    calls = 0
+    armed = True
 
 
 def test_interrupted_run_resumes(workdir):
@@ -223,21 +233,6 @@ def test_bf16_autocast_and_cosine_schedule(workdir, monkeypatch):
     assert rec["status"] == "completed"
     lrs = [p["lr"] for p in rec["curves"]["train"]]
     assert lrs[0] == pytest.approx(1e-3) and lrs[1] < lrs[0] and lrs[2] < lrs[1]  # cosine over the method epochs
-
-
-class InterruptedInEpoch4(DigitsTask):
-    """Raises KeyboardInterrupt once, in epoch 4 (22 steps per digits epoch)."""
-
-    name = "interrupted4_digits"
-    calls = 0
-    armed = True
-
-    def loss(self, model, batch):
-        InterruptedInEpoch4.calls += 1
-        if InterruptedInEpoch4.armed and InterruptedInEpoch4.calls == 3 * 22 + 1:
-            InterruptedInEpoch4.armed = False
-            raise KeyboardInterrupt
-        return super().loss(model, batch)
 
 
 def test_sparse_checkpoints_resume_from_the_last_one_and_are_removed_at_the_end(workdir):
