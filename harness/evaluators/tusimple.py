@@ -306,17 +306,26 @@ class _Pred:
     x: np.ndarray  # (n_lanes, r_max of the GT) lane x values, padded
 
 
-def _checked_gt_record(rec: Any, i: int, where: Where, index: dict[str, int]) -> tuple[str, list, list]:
-    """(raw_file, h_samples, lanes) of GT record `i` after every check, or `DataError` naming the field."""
+def _checked_identity(
+    rec: Any, i: int, where: Where, index: dict[str, int], required: tuple[str, ...], missing_hint: str
+) -> tuple[str, str]:
+    """(location, raw_file) of record `i` once it is an object with the `required` fields and a new raw_file."""
     w = where(i)
     if not isinstance(rec, dict):
         raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
-    for key in ("raw_file", "lanes", "h_samples"):
+    for key in required:
         if key not in rec:
-            raise DataError(f"{w}: field '{key}' is missing (ground truth needs raw_file, lanes, h_samples)")
+            raise DataError(f"{w}: field '{key}' is missing ({missing_hint})")
     raw = _raw_file(rec, w)
     if raw in index:
         raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
+    return w, raw
+
+
+def _checked_gt_record(rec: Any, i: int, where: Where, index: dict[str, int]) -> tuple[str, list, list]:
+    """(raw_file, h_samples, lanes) of GT record `i` after every check, or `DataError` naming the field."""
+    w, raw = _checked_identity(rec, i, where, index, ("raw_file", "lanes", "h_samples"),
+                               "ground truth needs raw_file, lanes, h_samples")
     h = rec["h_samples"]
     if isinstance(h, np.ndarray):
         h = h.tolist()
@@ -388,15 +397,8 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
 
 def _checked_pred_record(rec: Any, i: int, where: Where, index: dict[str, int]) -> tuple[str, float, list]:
     """(raw_file, run_time, lanes) of prediction record `i` after every check, or `DataError` naming the field."""
-    w = where(i)
-    if not isinstance(rec, dict):
-        raise DataError(f"{w}: expected a JSON object, got {type(rec).__name__}")
-    for key in ("raw_file", "lanes", "run_time"):
-        if key not in rec:
-            raise DataError(f"{w}: field '{key}' is missing (raw_file or lanes or run_time not in some predictions)")
-    raw = _raw_file(rec, w)
-    if raw in index:
-        raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
+    w, raw = _checked_identity(rec, i, where, index, ("raw_file", "lanes", "run_time"),
+                               "raw_file or lanes or run_time not in some predictions")
     run_time = _check_number_field(rec, "run_time", w)
     lanes, lens = _lane_lists(rec, w)
     h = rec.get("h_samples")
