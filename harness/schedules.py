@@ -42,7 +42,23 @@ class PhaseSchedule:
         return {"kind": self.kind}
 
 
-class EpochCosine(PhaseSchedule):
+class _ScaledSchedule(PhaseSchedule):
+    """A schedule that sets every group's lr to its initial value times a factor."""
+
+    def __init__(self, opt: torch.optim.Optimizer):
+        self.opt = opt
+        self.base_lrs = [float(g["lr"]) for g in opt.param_groups]
+
+    def _scale(self, factor: float) -> None:
+        for group, base in zip(self.opt.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+
+def _cosine(done: int, total: int) -> float:
+    return (1.0 + math.cos(math.pi * done / total)) / 2.0
+
+
+class EpochCosine(_ScaledSchedule):
     """Cosine annealing per epoch to 0 over `epochs` (torch's CosineAnnealingLR values, in closed form).
 
     Closed form rather than torch's scheduler, whose recursive update applied on top of an optimizer state restored
@@ -52,36 +68,28 @@ class EpochCosine(PhaseSchedule):
     kind = "cosine"
 
     def __init__(self, opt: torch.optim.Optimizer, epochs: int):
-        self.opt = opt
-        self.base_lrs = [float(g["lr"]) for g in opt.param_groups]
+        super().__init__(opt)
         self.epochs = epochs
         self.done = 0
 
-    def _set(self, epochs_done: int) -> None:
-        f = (1.0 + math.cos(math.pi * epochs_done / self.epochs)) / 2.0
-        for group, base in zip(self.opt.param_groups, self.base_lrs):
-            group["lr"] = base * f
-
     def after_epoch(self) -> None:
-        self.done += 1
-        self._set(self.done)
+        self.resume_at(self.done + 1)
 
     def resume_at(self, epochs_done: int) -> None:
         self.done = epochs_done
-        self._set(epochs_done)
+        self._scale(_cosine(epochs_done, self.epochs))
 
     def describe(self) -> dict:
         return {"kind": self.kind, "epochs": self.epochs}
 
 
-class WarmupCosinePerIteration(PhaseSchedule):
+class WarmupCosinePerIteration(_ScaledSchedule):
     """UFLD's per-iteration schedule: lr(t) = lr*t/W for t < W, else lr*(1 + cos(pi*t/T))/2, set after step t."""
 
     kind = "cosine-iter"
 
     def __init__(self, opt: torch.optim.Optimizer, epochs: int, iters_per_epoch: int, warmup_iters: int):
-        self.opt = opt
-        self.base_lrs = [float(g["lr"]) for g in opt.param_groups]
+        super().__init__(opt)
         self.iters_per_epoch = max(1, int(iters_per_epoch))
         self.total_iters = max(1, epochs * self.iters_per_epoch)
         self.warmup_iters = max(0, int(warmup_iters))
@@ -90,12 +98,10 @@ class WarmupCosinePerIteration(PhaseSchedule):
         """Fraction of the base lr set after global step `t` (so used by step t + 1)."""
         if t < self.warmup_iters:
             return t / self.warmup_iters
-        return (1.0 + math.cos(math.pi * t / self.total_iters)) / 2.0
+        return _cosine(t, self.total_iters)
 
     def _set(self, t: int) -> None:
-        f = self.factor(t)
-        for group, base in zip(self.opt.param_groups, self.base_lrs):
-            group["lr"] = base * f
+        self._scale(self.factor(t))
 
     def after_step(self, epoch: int, batch_idx: int) -> None:
         self._set((epoch - 1) * self.iters_per_epoch + batch_idx)
@@ -113,15 +119,13 @@ class WarmupCosinePerIteration(PhaseSchedule):
 def make_schedule(opt: torch.optim.Optimizer, kind: str, epochs: int, iters_per_epoch: int = 1,
                   warmup_iters: int = 0) -> PhaseSchedule:
     """The schedule of one phase of `epochs` epochs (created before any optimizer state is loaded)."""
+    if kind not in SCHEDULERS:
+        raise UserError(f"unknown scheduler {kind!r}; choose one of: {', '.join(SCHEDULERS)}")
     if kind == "constant" or epochs <= 0:
-        if kind not in SCHEDULERS:
-            raise UserError(f"unknown scheduler {kind!r}; choose one of: {', '.join(SCHEDULERS)}")
         return PhaseSchedule()
     if kind == "cosine":
         return EpochCosine(opt, epochs)
-    if kind == "cosine-iter":
-        return WarmupCosinePerIteration(opt, epochs, iters_per_epoch, warmup_iters)
-    raise UserError(f"unknown scheduler {kind!r}; choose one of: {', '.join(SCHEDULERS)}")
+    return WarmupCosinePerIteration(opt, epochs, iters_per_epoch, warmup_iters)
 
 
 def iterations_per_epoch(loader, max_steps: int | None) -> int:
