@@ -116,7 +116,8 @@ def run_cmd(
                 prune_pattern=prune_pattern, data=str(data) if data else None, weights=str(weights) if weights else None,
                 epochs=epochs, retrain_epochs=retrain_epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
                 optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay, scheduler=scheduler,
-                warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, settings=settings, device=device, amp=amp, seed=seed, workers=workers,
+                warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, settings=settings,
+                device=device, amp=amp, seed=seed, workers=workers,
                 options=_options(opt or []), max_steps=max_steps, store=str(store), out=str(out),
                 checkpoint_every=checkpoint_every, keep_checkpoint=keep_checkpoint,
             )
@@ -271,7 +272,8 @@ def sweep_cmd(
                      data=str(data) if data else None, weights=str(weights) if weights else None, epochs=epochs,
                      retrain_epochs=retrain_epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
                      optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay,
-                     scheduler=scheduler, warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, device=device, amp=amp, workers=workers,
+                     scheduler=scheduler, warmup_iters=warmup_iters, check_every=check_every,
+                     early_stop=early_stop, device=device, amp=amp, workers=workers,
                      options=_options(opt) if opt else None, max_steps=max_steps,
                      checkpoint_every=checkpoint_every, keep_checkpoint=keep_checkpoint)
     spec.run.update({k: v for k, v in run_flags.items() if v is not None})
