@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,10 +21,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from adapters.cifar_models import CifarResNetA, CifarVGG16BN, DigitsCNN, cifar_resnet
-from harness.checkpoints import load_weights
+from harness.weights import load_weights
 from harness.errors import DataError
 from harness.sparsity import conv_linear_weights, weights_by_pattern
-from harness.tasks import Task, TrainRecipe
+from harness.config import TrainRecipe
+from harness.options import setting
+from harness.tasks import LoopTask
 
 
 class TopKAccuracy:
@@ -57,7 +60,7 @@ def block_convs(model: nn.Module) -> list[str]:
     return weights_by_pattern(model, r"layer\d+\.\d+\.conv\d+\.weight")
 
 
-class ClassificationTask(Task):
+class ClassificationTask(LoopTask):
     primary_metric = "top1"
     num_classes = 10
 
@@ -89,8 +92,9 @@ class ClassificationTask(Task):
     def evaluator(self) -> TopKAccuracy:
         return TopKAccuracy()
 
-    def _loader(self, dataset: Dataset, train: bool, batch_size: int) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.cfg.seed)
+    def _loader(self, dataset: Dataset, train: bool, batch_size: int, seed: int = 0) -> DataLoader:
+        # A generator per loader, seeded per epoch by the loop: each epoch gets its own order (and worker seeds).
+        gen = torch.Generator().manual_seed(seed)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -132,12 +136,13 @@ class DigitsTask(ClassificationTask):
         self._train = (x[idx_train], y[idx_train])
         self._test = (x[idx_test], y[idx_test])
 
-    def recipe(self) -> TrainRecipe:
+    @classmethod
+    def recipe(cls, model: str) -> TrainRecipe:
         return TrainRecipe(optimizer="adam", lr=2e-3, weight_decay=1e-4, epochs=15, retrain_epochs=5,
-                           retrain_lr=1e-3, pretrain_epochs=20, pretrain_lr=5e-3, check_every=5)
+                           retrain_lr=1e-3, pretrain_epochs=20, pretrain_lr=5e-3, check_every=5, batch_size=64)
 
-    def train_loader(self) -> DataLoader:
-        return self._loader(_ShiftAugment(*self._train, seed=self.cfg.seed), True, self.cfg.batch_size or 64)
+    def train_loader(self, seed: int) -> DataLoader:
+        return self._loader(_ShiftAugment(*self._train), True, self.cfg.batch_size or 64, seed)
 
     def eval_loader(self) -> DataLoader:
         return self._loader(TensorDataset(*self._test), False, 512)
@@ -147,17 +152,19 @@ class DigitsTask(ClassificationTask):
 
 
 class _ShiftAugment(Dataset):
-    """Random shifts of up to one pixel (zero fill): cheap augmentation for 8x8 digits."""
+    """Random shifts of up to one pixel (zero fill): cheap augmentation for 8x8 digits.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, seed: int):
+    Draws from torch's generator, which the loop seeds per epoch (and DataLoader seeds per worker), so the
+    augmentation of an epoch is the same whether or not the run was resumed before it."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
         self.x, self.y = x, y
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i: int):
-        dx, dy = self.rng.integers(-1, 2, size=2)
+        dx, dy = torch.randint(-1, 2, (2,)).tolist()
         img = torch.roll(self.x[i], shifts=(int(dy), int(dx)), dims=(1, 2))
         return img, self.y[i]
 
@@ -240,20 +247,25 @@ class Cifar10Task(ClassificationTask):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.root = find_cifar_dir(cfg.data)
+        self._train_set: _CifarDataset | None = None
 
-    def recipe(self) -> TrainRecipe:
-        # Paper Table 1: Adam lr 0.01, batch 128, wd 5e-4 (constant lr: the reference's cosine bug, spec A10).
+    @classmethod
+    def recipe(cls, model: str) -> TrainRecipe:
+        # Paper Table 1: Adam lr 0.01, batch 128, wd 5e-4 (constant lr: the reference code's cosine schedule never
+        # takes effect).
         epochs = {"resnet18": 40, "resnet50": 50, "vgg16_bn": 110, "resnet56": 30, "resnet110": 30}
-        return TrainRecipe(optimizer="adam", lr=0.01, weight_decay=5e-4, epochs=epochs.get(self.cfg.model, 40),
-                           retrain_epochs=0, pretrain_epochs=0, check_every=10)
+        return TrainRecipe(optimizer="adam", lr=0.01, weight_decay=5e-4, epochs=epochs.get(model, 40),
+                           retrain_epochs=0, pretrain_epochs=0, check_every=10, batch_size=128)
 
     def _split(self, train: bool):
         files = CIFAR_FILES[:5] if train else CIFAR_FILES[5:]
         parts = [read_cifar_batch(self.root / f) for f in files]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def train_loader(self) -> DataLoader:
-        return self._loader(_CifarDataset(*self._split(True), train=True), True, self.cfg.batch_size or 128)
+    def train_loader(self, seed: int) -> DataLoader:
+        if self._train_set is None:  # decoded once, reshuffled every epoch
+            self._train_set = _CifarDataset(*self._split(True), train=True)
+        return self._loader(self._train_set, True, self.cfg.batch_size or 128, seed)
 
     def eval_loader(self) -> DataLoader:
         return self._loader(_CifarDataset(*self._split(False), train=False), False, 1000)
@@ -300,8 +312,14 @@ def _has_image(folder: Path) -> bool:
         return any(e.name.lower().endswith(IMG_EXTENSIONS) and e.is_file() for e in it)
 
 
+@dataclass
+class ImageNetOptions:
+    imgsz: int = setting(224, lo=32, help="Crop size of training and evaluation images (torchvision's 224).")
+
+
 class ImageNetTask(ClassificationTask):
     name = "imagenet"
+    Options = ImageNetOptions
     models = ("resnet18", "resnet50", "vgg16_bn", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
     default_model = "resnet18"
     data_hint = "data_scripts/imagenet_prepare.py"
@@ -313,22 +331,23 @@ class ImageNetTask(ClassificationTask):
         self.root = check_imagefolder(cfg.data)
         self.num_classes = len([p for p in (self.root / "train").iterdir() if p.is_dir()])
 
-    def recipe(self) -> TrainRecipe:
-        # Paper: SGD lr 1e-4, batch 256; momentum 0.9, wd 1e-4, no decay (spec A10).
+    @classmethod
+    def recipe(cls, model: str) -> TrainRecipe:
+        # Paper: SGD lr 1e-4, batch 256; momentum 0.9, wd 1e-4, no decay.
         epochs = {"resnet18": 40, "resnet50": 30, "mobilenet_v2": 60}
         return TrainRecipe(optimizer="sgd", lr=1e-4, momentum=0.9, weight_decay=1e-4,
-                           epochs=epochs.get(self.cfg.model, 40), check_every=5)
+                           epochs=epochs.get(model, 40), check_every=5, batch_size=256)
 
     def _folder(self, split: str, train: bool) -> Dataset:
         t = torchvision.transforms
         norm = t.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-        size = int(self.cfg.options.get("imgsz", 224))
+        size = self.opts.imgsz
         tf = (t.Compose([t.RandomResizedCrop(size), t.RandomHorizontalFlip(), t.ToTensor(), norm]) if train else
               t.Compose([t.Resize(int(size * 256 / 224)), t.CenterCrop(size), t.ToTensor(), norm]))
         return torchvision.datasets.ImageFolder(str(self.root / split), transform=tf)
 
-    def train_loader(self) -> DataLoader:
-        return self._loader(self._folder("train", True), True, self.cfg.batch_size or 256)
+    def train_loader(self, seed: int) -> DataLoader:
+        return self._loader(self._folder("train", True), True, self.cfg.batch_size or 256, seed)
 
     def eval_loader(self) -> DataLoader:
         return self._loader(self._folder("val", False), False, self.cfg.batch_size or 256)

@@ -2,137 +2,137 @@
 
     benchmark run                                   # SLR vs ADMM vs magnitude on the embedded digits task (CPU, minutes)
     benchmark run --task cifar10 --model resnet18 --method slr --rate 8.71 --data ~/data/cifar10 --weights r18.pth
+    benchmark sweep --task digits --methods slr,admm --rates 4,10 --seeds 0,1,2
     benchmark eval --task tusimple --pred pred.json --gt test_label.json [--json]
-    benchmark tasks                                 # what can be run
+    benchmark regress --results prunebench.sqlite --against benchmarks/tables/paper_table1.csv
+    benchmark export --results prunebench.sqlite --format html --out leaderboard.html
+    benchmark tasks                                 # what can be run, with each task's options
 
-User mistakes print one line (`error: …`) and exit 2; a diverged run exits 3 with its record kept.
+Built on argparse (the standard library), so no CLI dependency can break usage errors. The options of `run` and
+`sweep` are generated from the fields of `RunConfig` and `MethodSettings` (harness/config.py): one place for each
+default, bound and help text. User mistakes print one line (`error: …`) and exit 2; a diverged run exits 3 with its
+record kept; Ctrl-C exits 130 and keeps finished results.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, NoReturn
 
 # Keep Ultralytics / matplotlib offline and out of $HOME before anything imports them.
 from harness import offline  # noqa: E402  (must run first)
 
 offline.configure()
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
+from harness.config import DEFAULT_OUT, DEFAULT_STORE, MethodSettings, RunConfig  # noqa: E402
 from harness.errors import UserError  # noqa: E402
+from harness.options import add_arguments, parse_pairs, values_from  # noqa: E402
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=False,
-    rich_markup_mode=None,
-    help="prunebench: compare weight-pruning optimizers (SLR, ADMM, magnitude) on real models and metrics.",
-)
-console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True, soft_wrap=True)
-
-METHOD_HELP = "slr | admm | magnitude (one-shot) | iterative (Han et al.) | projected (per-step) | random"
+DEFAULT_COMPARISON = ("slr", "admm", "magnitude")
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in pairs:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--opt expects key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: …` and exit 2, never a usage block or a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
-@app.command("run")
-def run_cmd(
-    task: str = typer.Option("digits", help="Task: digits (embedded), cifar10, imagenet, tusimple, coco."),
-    model: Optional[str] = typer.Option(None, help="Model name (default: the task's; see `benchmark tasks`)."),
-    method: Optional[str] = typer.Option(None, help=f"Pruning method: {METHOD_HELP}. Default: compare slr, admm, magnitude."),
-    rate: Optional[list[float]] = typer.Option(None, help="Target compression rate C = params / non-zeros (paper rule), e.g. 8.71. Repeat for several."),
-    prune_config: Optional[Path] = typer.Option(None, help="YAML 'prune_ratios: {param_name: ratio}' instead of --rate."),
-    prune_pattern: Optional[str] = typer.Option(None, help="Regex over parameter names replacing the default prune set."),
-    data: Optional[Path] = typer.Option(None, help="Dataset folder (see the task's data script)."),
-    weights: Optional[Path] = typer.Option(None, help="Dense weights (state dict) loaded strictly."),
-    epochs: Optional[int] = typer.Option(None, help="SLR/ADMM (method) epochs. Default: the task's recipe (paper)."),
-    retrain_epochs: Optional[int] = typer.Option(None, help="Masked-retrain epochs after the hard prune."),
-    pretrain_epochs: Optional[int] = typer.Option(None, help="Without --weights: train the dense model first (cached)."),
-    batch_size: Optional[int] = typer.Option(None, help="Training batch size."),
-    optimizer: Optional[str] = typer.Option(None, help="adam | sgd | adamw."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate of the method phase."),
-    retrain_lr: Optional[float] = typer.Option(None, help="Learning rate of masked retraining."),
-    weight_decay: Optional[float] = typer.Option(None, help="Weight decay."),
-    scheduler: Optional[str] = typer.Option(None, help="LR schedule of each phase: constant | cosine (per epoch) | cosine-iter (per iteration with linear warm-up, UFLD's). Default: the task's recipe."),
-    warmup_iters: Optional[int] = typer.Option(None, help="Linear warm-up iterations of cosine-iter (tusimple default 100)."),
-    check_every: Optional[int] = typer.Option(None, help="Evaluate a hard-pruned copy every N epochs (paper Fig. 1-2)."),
-    early_stop: Optional[float] = typer.Option(None, help="Stop the method phase when the hard-pruned metric reaches this."),
-    mode: str = typer.Option("paper", help="SLR/ADMM: 'paper' (the equations) or 'reference' (the authors' code, bugs included)."),
-    rho: float = typer.Option(0.1, help="Penalty rho (SLR and ADMM)."),
-    s0: float = typer.Option(0.01, help="SLR initial stepsize s0."),
-    M: float = typer.Option(300.0, "--M", help="SLR stepsize parameter M (eq. 11)."),
-    r: float = typer.Option(0.1, "--r", help="SLR stepsize parameter r (eq. 11)."),
-    update_every: int = typer.Option(1, help="Epochs between dual/Z updates (ADMM's T_admm)."),
-    projection: str = typer.Option("topk", help="topk (exact, on device) | percentile (reference numpy compat)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
-    amp: Optional[str] = typer.Option(None, help="Autocast dtype for the forward pass: bf16 | fp16."),
-    seed: int = typer.Option(0, help="Random seed."),
-    workers: int = typer.Option(0, help="Data-loader worker processes."),
-    opt: Optional[list[str]] = typer.Option(None, help="Task option key=value (repeatable), e.g. imgsz=320."),
-    max_steps: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
-    store: Path = typer.Option(Path("prunebench.sqlite"), help="SQLite results store."),
-    out: Path = typer.Option(Path("prunebench_runs"), help="Folder for run records, checkpoints, pruned models."),
-    resume: bool = typer.Option(False, help="Continue a killed run from its last epoch checkpoint."),
-    checkpoint_every: int = typer.Option(1, help="Epochs between resume checkpoints (always at a phase's end; 0: none). Raise it for big models: a UFLD checkpoint is ~2 GB."),
-    keep_checkpoint: bool = typer.Option(False, help="Keep checkpoint.pt after the run completes (deleted by default: only resuming needs it)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the results record(s) as JSON."),
-) -> None:
-    """Prune a model with a method at a compression rate; evaluate dense, hard-pruned and retrained.
+def _out(text: str = "") -> None:
+    print(text, flush=True)
 
-    With no arguments: SLR vs ADMM vs one-shot magnitude at 4x, 10x and 20x on scikit-learn's digits (offline, CPU).
-    """
-    from harness.methods import MethodSettings
-    from harness.runner import RunConfig, run
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---- run -------------------------------------------------------------------------------------------------------------
+def add_run_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run", help="prune a model with a method at a compression rate (no arguments: the digits comparison)",
+        description="Prune a model with a method at a compression rate; evaluate dense, hard-pruned and retrained. "
+                    "With no arguments: SLR vs ADMM vs one-shot magnitude at 4x, 10x and 20x on scikit-learn's "
+                    "digits (offline, CPU, a few minutes). Defaults marked 'recipe' come from the task "
+                    "(`benchmark tasks`).")
+    add_arguments(p, RunConfig, skip=("method", "rate"), group="run")
+    g = p.add_argument_group("what to compare")
+    g.add_argument("--method", action="append", default=None, metavar="NAME",
+                   help="Pruning method (repeatable or comma-separated; default: compare slr, admm, magnitude). "
+                        "Methods: slr, admm, magnitude (one-shot), iterative (Han et al.), projected, random, and "
+                        "any installed plugin.")
+    g.add_argument("--rate", action="append", default=None, metavar="X",
+                   help="Compression rate(s) C = counted params / non-zeros (repeatable or comma-separated; "
+                        "default: the task's).")
+    add_arguments(p, MethodSettings, group="method settings (SLR / ADMM / iterative)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="Task option (see `benchmark tasks`).")
+    p.add_argument("--method-opt", action="append", metavar="KEY=VALUE", help="A plugin method's own option.")
+    p.add_argument("--resume", action="store_true", help="Continue killed runs from their last checkpoint.")
+    p.add_argument("--dry-run", action="store_true", help="List the runs this command would launch, and stop.")
+    p.add_argument("--json", dest="json_out", action="store_true", help="Print the results record(s) as JSON.")
+    p.set_defaults(func=run_cmd)
+
+
+def _comma_list(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def run_configs(ns: argparse.Namespace) -> list[RunConfig]:
+    """One config per (rate, method) the user asked for, typed and validated."""
+    from harness.runner import resolve, validate
     from harness.tasks import get_task_class
 
-    task_cls = get_task_class(task)
-    methods = [method] if method else ["slr", "admm", "magnitude"]
-    rates: list[float | None] = list(rate) if rate else [None]
-    if prune_config is None and not rate and not method and task_cls.default_rates:
+    base = values_from(ns, RunConfig)
+    settings = values_from(ns, MethodSettings)
+    task_cls = get_task_class(str(base.get("task", "digits")))
+    methods = _comma_list(ns.method) or list(DEFAULT_COMPARISON)
+    rates: list[Any] = _comma_list(ns.rate) or [None]
+    if base.get("prune_config") is None and not ns.rate and not ns.method and task_cls.default_rates:
         rates = list(task_cls.default_rates)  # the comparison: every default rate
-    settings = MethodSettings(rho=rho, M=M, r=r, s0=s0, mode=mode, update_every=update_every, projection=projection)
-    records = []
-    for rt in rates:
-        for m in methods:
-            cfg = RunConfig(
-                task=task, model=model, method=m, rate=rt, prune_config=str(prune_config) if prune_config else None,
-                prune_pattern=prune_pattern, data=str(data) if data else None, weights=str(weights) if weights else None,
-                epochs=epochs, retrain_epochs=retrain_epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
-                optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay, scheduler=scheduler,
-                warmup_iters=warmup_iters, check_every=check_every, early_stop=early_stop, settings=settings,
-                device=device, amp=amp, seed=seed, workers=workers,
-                options=_options(opt or []), max_steps=max_steps, store=str(store), out=str(out),
-                checkpoint_every=checkpoint_every, keep_checkpoint=keep_checkpoint,
-            )
-            say = (lambda s: None) if json_out else (lambda s, _m=m, _r=rt: err.print(f"[{_m} {_r or ''}x] {s}", highlight=False))
-            records.append(run(cfg, resume=resume, log=say))
-    if json_out:
-        console.print_json(json.dumps(records if len(records) > 1 else records[0], default=str))
+    configs = []
+    for rate in rates:
+        for method in methods:
+            cfg = RunConfig.from_dict({**base, "method": method, "rate": rate, "settings": settings,
+                                       "options": parse_pairs(ns.opt, "--opt"),
+                                       "method_options": parse_pairs(ns.method_opt, "--method-opt")},
+                                      where="benchmark run")
+            resolve(cfg, validate(cfg))
+            configs.append(cfg)
+    return configs
+
+
+def run_cmd(ns: argparse.Namespace) -> int:
+    from harness.runner import run
+
+    configs = run_configs(ns)
+    if ns.dry_run:
+        for i, cfg in enumerate(configs, 1):
+            _out(f"{i}/{len(configs)}  {cfg.run_id()}  (epochs {cfg.epochs}+{cfg.retrain_epochs}, "
+                 f"out {Path(cfg.out) / cfg.run_id()})")
+        return 0
+    records, t0 = [], time.perf_counter()
+    for i, cfg in enumerate(configs, 1):
+        label = f"[{i}/{len(configs)} {cfg.method} {cfg.rate or 'cfg'}x]"
+        if not ns.json_out and i > 1:
+            eta = (time.perf_counter() - t0) / (i - 1) * (len(configs) - i + 1)
+            _err(f"{label} starting; about {eta / 60:.1f} min left for the remaining runs")
+        say: Callable[[str], None] = (lambda s: None) if ns.json_out else (lambda s, _l=label: _err(f"{_l} {s}"))
+        records.append(run(cfg, resume=ns.resume, log=say))
+    if ns.json_out:
+        print(json.dumps(records if len(records) > 1 else records[0], default=str, indent=1))
     else:
         print_table(records)
-        console.print(f"records: {store} (SQLite) and {out}/<run_id>/record.json")
-    if any(r["status"] == "failed" for r in records):
-        for r in records:
-            if r["status"] == "failed":
-                err.print(f"error: run {r['run_id']} failed: {r['error']} (record kept)", highlight=False)
-        raise typer.Exit(3)
+        cfg = configs[0]
+        _out(f"records: {Path(cfg.store).resolve()} (SQLite) and "
+             + ", ".join(str(Path(r["artifacts"]["dir"]) / "record.json") for r in records[:3])
+             + (f" (+{len(records) - 3} more)" if len(records) > 3 else ""))
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed:
+        _err(f"error: run {r['run_id']} failed: {r['error']} (record kept)")
+    return 3 if failed else 0
 
 
 def _fmt(x: Any) -> str:
@@ -140,291 +140,275 @@ def _fmt(x: Any) -> str:
 
 
 def print_table(records: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     if not records:
         return
     metric = records[0]["metric"]
     table = Table(title=f"{records[0]['task']} / {records[0]['model']}: {metric}")
-    for col in ("method", "rate req.", "rate (paper)", "rate (conv)", "dense", "hard-pruned", "retrained",
-                "epochs", "status"):
-        table.add_column(col, justify="right" if col not in ("method", "status") else "left")
+    cols = ("method", "rate req.", "rate (paper)", "rate (conv)", "dense", "hard-pruned", "retrained", "epochs",
+            "status")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("method", "status") else "right")
     for r in records:
         ach = r.get("compression", {}).get("achieved", {})
         m = r.get("metrics", {})
         table.add_row(r["method"], _fmt(r.get("rate_requested")), _fmt(ach.get("paper")), _fmt(ach.get("conv")),
                       _fmt(m.get("dense")), _fmt(m.get("hardpruned")), _fmt(m.get("retrained")),
                       f"{r['epochs'].get('method', 0)}+{r['epochs'].get('retrain', 0)}", r["status"])
-    console.print(table)
+    Console(width=None if sys.stdout.isatty() else 140, highlight=False).print(table)
 
 
-@app.command("eval")
-def eval_cmd(
-    task: str = typer.Option(..., help="tusimple (lane Accuracy/FP/FN) or coco (bbox AP50)."),
-    pred: Path = typer.Option(..., help="Predictions: TuSimple JSON lines, or COCO detections JSON."),
-    gt: Path = typer.Option(..., help="Ground truth: TuSimple test_label.json, or COCO instances_*.json."),
-    backend: str = typer.Option("faster-coco-eval", help="COCO only: faster-coco-eval | pycocotools."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-) -> None:
-    """Score a prediction file with the task's official metric semantics."""
-    if task == "tusimple":
-        from harness.evaluators.tusimple import eval_files
+# ---- eval / tasks ------------------------------------------------------------------------------------------------------
+def add_eval_parser(sub: Any) -> None:
+    p = sub.add_parser("eval", help="score a prediction file with the task's official metric semantics",
+                       description="Score a prediction file against ground truth: TuSimple lane Accuracy / FP / FN "
+                                   "(the official benchmark's semantics) or COCO bbox AP50 (the COCO API's).")
+    p.add_argument("--task", required=True, help="A task with a file scorer: tusimple or coco.")
+    p.add_argument("--pred", required=True, type=Path, help="Predictions: TuSimple JSON lines or COCO detections.")
+    p.add_argument("--gt", required=True, type=Path, help="Ground truth: test_label.json or instances_*.json.")
+    p.add_argument("--backend", default="faster-coco-eval", help="COCO only: faster-coco-eval or pycocotools.")
+    p.add_argument("--json", dest="json_out", action="store_true", help="Print one JSON object on stdout.")
+    p.set_defaults(func=eval_cmd)
 
-        result = eval_files(pred, gt)
-        if json_out:
-            print(json.dumps({k: result[k] for k in ("Accuracy", "FP", "FN")}))
-        else:
-            for k in ("Accuracy", "FP", "FN"):
-                console.print(f"{k}: {result[k]:.6f}")
-    elif task == "coco":
-        from harness.evaluators.coco import eval_files as coco_eval
 
-        result = coco_eval(pred, gt, backend=backend)
-        if json_out:
-            print(json.dumps({"AP50": result["AP50"], "stats": result["stats"]}))
-        else:
-            console.print(f"AP50: {result['AP50']:.6f}  ({result['backend']}, {result['n_images']} images)")
+def eval_cmd(ns: argparse.Namespace) -> int:
+    from harness.tasks import get_task_class
+
+    options = {"backend": ns.backend} if ns.backend != "faster-coco-eval" else {}
+    result = get_task_class(ns.task).score_files(ns.pred, ns.gt, options)
+    if ns.json_out:
+        print(json.dumps({k: (v if v == v else None) for k, v in result.items()}))
     else:
-        raise UserError(f"benchmark eval supports --task tusimple or coco, not {task!r}")
+        for k, v in result.items():
+            _out(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
 
 
-@app.command("tasks")
-def tasks_cmd() -> None:
-    """List tasks, their models, metrics and where their data comes from."""
+def add_tasks_parser(sub: Any) -> None:
+    p = sub.add_parser("tasks", help="list tasks, models, metrics, data and each task's --opt options")
+    p.set_defaults(func=tasks_cmd)
+
+
+def tasks_cmd(ns: argparse.Namespace) -> int:
+    from harness.methods import METHODS
     from harness.tasks import get_task_class, task_names
 
-    table = Table(title="tasks")
-    for col in ("task", "models", "metric", "data"):
-        table.add_column(col)
     for name in task_names():
         try:
-            cls = get_task_class(name)
+            info = get_task_class(name).describe_class()
         except UserError as exc:
-            table.add_row(name, str(exc), "", "")
+            _out(f"{name}: {exc}")
             continue
-        table.add_row(name, ", ".join(cls.models), cls.primary_metric, cls.data_hint)
-    console.print(table)
+        _out(f"{name}: metric {info['metric']}; models: {', '.join(info['models'])}")
+        _out(f"    data: {info['data']}")
+        for o in info["options"]:
+            _out(f"    --opt {o['name']}=…  ({o['type']}, default {o['default']!r}) {o['help']}")
+    _out(f"methods: {', '.join(METHODS.names())}")
+    return 0
 
 
-# ---- sweep / regress / export ------------------------------------------------------------------------------------
-@app.command("sweep")
-def sweep_cmd(
-    config: Optional[Path] = typer.Option(None, help="Experiment YAML (benchmarks/configs/*.yaml); flags below override it."),
-    task: Optional[str] = typer.Option(None, help="Task (default digits, or the config's)."),
-    model: Optional[str] = typer.Option(None, help="Model (default: the task's)."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated methods, e.g. slr,admm,magnitude."),
-    rates: Optional[str] = typer.Option(None, help="Comma-separated compression rates, e.g. 1.82,2.54,4.21."),
-    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, e.g. 0,1,2 (default 0)."),
-    prune_config: Optional[Path] = typer.Option(None, help="YAML 'prune_ratios: {param_name: ratio}' instead of a rate."),
-    prune_pattern: Optional[str] = typer.Option(None, help="Regex over parameter names replacing the default prune set."),
-    data: Optional[Path] = typer.Option(None, help="Dataset folder."),
-    weights: Optional[Path] = typer.Option(None, help="Dense weights (state dict)."),
-    epochs: Optional[int] = typer.Option(None, help="Method epochs."),
-    retrain_epochs: Optional[int] = typer.Option(None, help="Masked-retrain epochs."),
-    pretrain_epochs: Optional[int] = typer.Option(None, help="Dense pretraining epochs without --weights (cached)."),
-    batch_size: Optional[int] = typer.Option(None, help="Training batch size."),
-    optimizer: Optional[str] = typer.Option(None, help="adam | sgd | adamw."),
-    lr: Optional[float] = typer.Option(None, help="Method-phase learning rate."),
-    retrain_lr: Optional[float] = typer.Option(None, help="Masked-retrain learning rate."),
-    weight_decay: Optional[float] = typer.Option(None, help="Weight decay."),
-    scheduler: Optional[str] = typer.Option(None, help="constant | cosine | cosine-iter (default: the task's)."),
-    warmup_iters: Optional[int] = typer.Option(None, help="Warm-up iterations of cosine-iter."),
-    check_every: Optional[int] = typer.Option(None, help="Hard-prune check every N epochs."),
-    early_stop: Optional[float] = typer.Option(None, help="Stop the method phase at this hard-pruned metric."),
-    mode: Optional[str] = typer.Option(None, help="paper | reference."),
-    rho: Optional[float] = typer.Option(None, help="Penalty rho."),
-    s0: Optional[float] = typer.Option(None, help="SLR s0."),
-    M: Optional[float] = typer.Option(None, "--M", help="SLR M."),
-    r: Optional[float] = typer.Option(None, "--r", help="SLR r."),
-    update_every: Optional[int] = typer.Option(None, help="Epochs between dual updates."),
-    projection: Optional[str] = typer.Option(None, help="topk | percentile."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N."),
-    amp: Optional[str] = typer.Option(None, help="bf16 | fp16."),
-    workers: Optional[int] = typer.Option(None, help="Data-loader workers."),
-    opt: Optional[list[str]] = typer.Option(None, help="Task option key=value (repeatable)."),
-    max_steps: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
-    store: Path = typer.Option(Path("prunebench.sqlite"), help="SQLite results store (may be shared by several sweeps)."),
-    out: Path = typer.Option(Path("prunebench_runs"), help="Folder for run folders."),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Epochs between resume checkpoints (default 1; 0: none)."),
-    keep_checkpoint: Optional[bool] = typer.Option(None, help="Keep checkpoint.pt after a run completes."),
-    shard: Optional[str] = typer.Option(None, help="i/n: run only cells k with k % n == i (0-based), e.g. 0/2 and 1/2."),
-    retry_failed: bool = typer.Option(True, help="Re-run cells recorded as failed by an earlier sweep."),
-    wait: bool = typer.Option(True, help="Wait for cells another live process is running (taking over if it dies)."),
-    stale_after: float = typer.Option(900.0, help="Seconds without heartbeat after which another host's claim is stale."),
-    dry_run: bool = typer.Option(False, help="List the cells (and whether they are done) without running."),
-) -> None:
-    """Run a grid (methods x rates x seeds): resumable, one progress view, shareable between processes.
+# ---- sweep ------------------------------------------------------------------------------------------------------------
+def add_sweep_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a grid (methods x rates x seeds): resumable, shareable between processes",
+        description="Run a grid of methods x rates x seeds. Finished cells are skipped; a killed sweep continues "
+                    "where it stopped (each run resumes from its epoch checkpoint); a failing cell is recorded as "
+                    "failed and the rest go on. Exit 3 if any cell of this shard failed. Flags override --config.")
+    p.add_argument("--config", type=Path, help="Experiment YAML (benchmarks/configs/*.yaml).")
+    p.add_argument("--task", help="Task (default digits, or the config's).")
+    p.add_argument("--model", help="Model (default: the task's).")
+    p.add_argument("--methods", help="Comma-separated methods, e.g. slr,admm,magnitude.")
+    p.add_argument("--rates", help="Comma-separated compression rates, e.g. 1.82,2.54,4.21.")
+    p.add_argument("--seeds", help="Comma-separated seeds, e.g. 0,1,2 (default 0).")
+    add_arguments(p, RunConfig, skip=RunConfig.GRID_FIELDS + ("store", "out"), no_defaults=True, group="run")
+    add_arguments(p, MethodSettings, no_defaults=True, group="method settings")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="Task option (repeatable).")
+    p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help="Results store (shareable).")
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="Folder for run folders.")
+    p.add_argument("--shard", help="i/n: run only cells k with k %% n == i (0-based), e.g. 0/2 and 1/2.")
+    p.add_argument("--retry-failed", action=argparse.BooleanOptionalAction, default=True,
+                   help="Re-run cells recorded as failed by an earlier sweep.")
+    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                   help="Wait for cells another live process is running (taking over if it dies).")
+    p.add_argument("--stale-after", type=float, default=900.0,
+                   help="Seconds without heartbeat after which another host's claim is stale.")
+    p.add_argument("--dry-run", action="store_true", help="List the cells (and whether they are done).")
+    p.set_defaults(func=sweep_cmd)
 
-    Finished cells are skipped; a killed sweep continues where it stopped (each run resumes from its epoch checkpoint);
-    a failing cell is recorded as failed and the rest go on. Exit 3 if any cell of this shard failed.
-    """
 
+def sweep_spec(ns: argparse.Namespace) -> Any:
     from harness import sweep as sw
-    from harness.results import ResultStore
 
-    spec = sw.load_spec(config) if config else sw.SweepSpec()
-    if task:
-        spec.task = task
-    if model:
-        spec.model = model
-    spec.methods = sw.parse_list(methods, str, "methods") or spec.methods
-    spec.rates = sw.parse_list(rates, float, "rates") or spec.rates
-    spec.seeds = sw.parse_list(seeds, int, "seeds") or spec.seeds
-    run_flags = dict(prune_config=str(prune_config.resolve()) if prune_config else None, prune_pattern=prune_pattern,
-                     data=str(data) if data else None, weights=str(weights) if weights else None, epochs=epochs,
-                     retrain_epochs=retrain_epochs, pretrain_epochs=pretrain_epochs, batch_size=batch_size,
-                     optimizer=optimizer, lr=lr, retrain_lr=retrain_lr, weight_decay=weight_decay,
-                     scheduler=scheduler, warmup_iters=warmup_iters, check_every=check_every,
-                     early_stop=early_stop, device=device, amp=amp, workers=workers,
-                     options=_options(opt) if opt else None, max_steps=max_steps,
-                     checkpoint_every=checkpoint_every, keep_checkpoint=keep_checkpoint)
-    spec.run.update({k: v for k, v in run_flags.items() if v is not None})
-    setting_flags = dict(mode=mode, rho=rho, s0=s0, M=M, r=r, update_every=update_every, projection=projection)
-    spec.settings.update({k: v for k, v in setting_flags.items() if v is not None})
-    if spec.rates == [None] and not spec.run.get("prune_config"):
-        from harness.tasks import get_task_class
+    spec = sw.load_spec(ns.config) if ns.config else sw.SweepSpec()
+    if ns.task:
+        spec.task = ns.task
+    if ns.model:
+        spec.model = ns.model
+    spec.methods = sw.parse_list(ns.methods, str, "methods") or spec.methods
+    spec.rates = sw.parse_list(ns.rates, float, "rates") or spec.rates
+    spec.seeds = sw.parse_list(ns.seeds, int, "seeds") or spec.seeds
+    run_flags = values_from(ns, RunConfig)
+    if run_flags.get("prune_config"):
+        run_flags["prune_config"] = str(Path(run_flags["prune_config"]).resolve())
+    if ns.opt:
+        run_flags["options"] = parse_pairs(ns.opt, "--opt")
+    spec.run.update(run_flags)
+    spec.settings.update(values_from(ns, MethodSettings))
+    return spec
 
-        spec.rates = list(get_task_class(spec.task).default_rates) or [None]
-    shard_i, shard_n = sw.parse_shard(shard)
-    cells = spec.cells(str(store), str(out))
-    if dry_run:
-        db = ResultStore(store)
+
+def sweep_cmd(ns: argparse.Namespace) -> int:
+    from harness import sweep as sw
+    from harness.sweep_view import SweepView
+
+    spec = sweep_spec(ns)
+    shard_i, shard_n = sw.parse_shard(ns.shard)
+    cells = spec.cells(str(ns.store), str(ns.out))
+    if ns.dry_run:
+        from harness.results import ResultStore
+
+        done = {}
+        if Path(ns.store).is_file():  # a dry run creates nothing
+            db = ResultStore(ns.store)
+            done = {c.run_id(): (db.get(c.run_id()) or {}).get("status") for c in cells}
         for k, c in enumerate(cells):
-            rec = db.get(c.run_id())
             mark = "" if k % shard_n == shard_i else "  (other shard)"
-            console.print(f"{(rec or {}).get('status', 'todo'):10} {c.run_id()}{mark}", highlight=False)
-        return
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    prev = os.environ.get("PRUNEBENCH_PROGRESS")
-    os.environ["PRUNEBENCH_PROGRESS"] = "0"  # one progress view: the runner's per-epoch bars would fight with it
-    n_mine = sum(1 for k in range(len(cells)) if k % shard_n == shard_i)
-    progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=err, transient=False)
-    bar = progress.add_task(f"sweep {spec.name}", total=n_mine, last="")
-
-    def on_event(kind: str, o: Any, done: int, total: int) -> None:
-        if kind == "start":
-            progress.update(bar, description=f"{o.method} {o.rate or ''}x s{o.seed}", last="starting")
-            return
-        progress.update(bar, completed=done)
-        m = o.metrics or {}
-        extra = " ".join(f"{k}={m[k]:.2f}" for k in ("hardpruned", "retrained") if isinstance(m.get(k), (int, float)))
-        line = f"{o.outcome:8} {o.status or '-':10} {o.run_id} {extra}".rstrip()
-        if o.error and o.status != "completed":
-            line += f"  ({o.error.splitlines()[0][:160]})"
-        progress.console.print(line, highlight=False, markup=False) if err.is_terminal else print(line, flush=True)
-
-    def on_log(run_id: str, line: str) -> None:
-        progress.update(bar, last=line.strip().splitlines()[0][:70] if line.strip() else "")
-
-    try:
-        with progress:
-            outcomes = sw.run_sweep(spec, store=store, out=out, shard=(shard_i, shard_n), retry_failed=retry_failed,
-                                    stale_after=stale_after, wait=wait, on_event=on_event, on_log=on_log)
-    finally:
-        if prev is None:
-            os.environ.pop("PRUNEBENCH_PROGRESS", None)
-        else:
-            os.environ["PRUNEBENCH_PROGRESS"] = prev
+            _out(f"{done.get(c.run_id()) or 'todo':10} {c.run_id()}{mark}")
+        return 0
+    view = SweepView(spec.name, sum(1 for k in range(len(cells)) if k % shard_n == shard_i))
+    with view:
+        outcomes = sw.run_sweep(spec, store=ns.store, out=ns.out, shard=(shard_i, shard_n),
+                                retry_failed=ns.retry_failed, stale_after=ns.stale_after, wait=ns.wait,
+                                on_event=view.on_event, on_log=view.on_log)
     for o in outcomes:
         if o.outcome == "held":
-            print(f"held     {'-':10} {o.run_id}  (another live process is running it)", flush=True)
+            _out(f"held     {'-':10} {o.run_id}  (another live process is running it)")
     counts: dict[str, int] = {}
     for o in outcomes:
         key = o.status if o.status in ("completed", "failed") else o.outcome
         counts[key] = counts.get(key, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    err.print(f"sweep {spec.name}: {len(outcomes)} cells ({summary}); store {store}", highlight=False)
-    if any(o.status == "failed" for o in outcomes):
-        raise typer.Exit(3)
+    _err(f"sweep {spec.name}: {len(outcomes)} cells ({summary}); store {Path(ns.store).resolve()}")
+    return 3 if any(o.status == "failed" for o in outcomes) else 0
 
 
-@app.command("regress")
-def regress_cmd(
-    results: Path = typer.Option(..., help="Measured results: SQLite store, record JSON / JSON list, or run folder."),
-    against: Path = typer.Option(..., help="Reference: benchmarks/tables/*.csv, or a previous results store/JSON/folder."),
-    tol: float = typer.Option(0.5, help="Allowed shortfall in the metric's table units (e.g. accuracy points)."),
-    two_sided: bool = typer.Option(False, help="Fail on |measured - reference| > tol (default: only on a drop)."),
-    rate_tol: float = typer.Option(0.01, help="Relative tolerance when matching compression rates (0.01 = 1 %)."),
-    junit: Optional[Path] = typer.Option(None, help="Also write a JUnit XML report here."),
-    json_out: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
-) -> None:
-    """Compare measured cells with reported (or baseline) ones; exit 1 on any regression beyond --tol.
+# ---- regress / export / reindex ---------------------------------------------------------------------------------------
+def add_report_parsers(sub: Any) -> None:
+    p = sub.add_parser("regress", help="compare measured cells with a reported table or a baseline; exit 1 on a drop",
+                       description="Compare measured cells with reported (or baseline) ones; exit 1 on any "
+                                   "regression beyond --tol. One-sided by default: only results worse than the "
+                                   "reference by more than --tol fail.")
+    p.add_argument("--results", required=True, type=Path, help="Measured: store, record JSON / list, or run folder.")
+    p.add_argument("--against", required=True, type=Path, help="Reference: benchmarks/tables/*.csv or results.")
+    p.add_argument("--tol", type=float, default=0.5, help="Allowed shortfall in the metric's units (points).")
+    p.add_argument("--two-sided", action="store_true", help="Fail on |measured - reference| > tol.")
+    p.add_argument("--rate-tol", type=float, default=0.01, help="Relative tolerance when matching rates.")
+    p.add_argument("--junit", type=Path, help="Also write a JUnit XML report here.")
+    p.add_argument("--json", dest="json_out", action="store_true", help="Print the checks as JSON.")
+    p.set_defaults(func=regress_cmd)
 
-    One-sided by default: only results worse than the reference by more than --tol fail (higher-is-better metrics:
-    measured < reported - tol). Cells without a measurement are listed as "not run" and do not fail; a matching run
-    that failed does.
-    """
+    p = sub.add_parser("export", help="leaderboard as md, csv, json, html (with figures) or raw records")
+    p.add_argument("--results", required=True, type=Path, help="Store, record JSON / list, or run folder.")
+    p.add_argument("--format", default="md", help="md | csv | json | html | records.")
+    p.add_argument("--out", required=True, type=Path, help="Output file.")
+    p.set_defaults(func=export_cmd)
+
+    p = sub.add_parser("reindex", help="rebuild results-store rows from the record.json files of run folders")
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="Folder of run folders.")
+    p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help="Results store to update.")
+    p.set_defaults(func=reindex_cmd)
+
+
+def regress_cmd(ns: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from harness import regress as rg
 
-    refs = rg.load_references(against)
-    records = rg.load_checked(results)
-    checks = rg.compare(refs, records, tol=tol, two_sided=two_sided, rate_tol=rate_tol)
-    if junit:
-        rg.write_junit(checks, junit)
-    if json_out:
+    checks = rg.compare(rg.load_references(ns.against), rg.load_checked(ns.results), tol=ns.tol,
+                        two_sided=ns.two_sided, rate_tol=ns.rate_tol)
+    if ns.junit:
+        rg.write_junit(checks, ns.junit)
+    if ns.json_out:
         print(json.dumps([{"table": c.ref.table, "row": c.ref.row, "task": c.ref.task, "model": c.ref.model,
                            "method": c.ref.method, "rate": c.ref.rate, "phase": c.ref.phase, "metric": c.ref.metric,
                            "reported": c.ref.value, "measured": c.measured, "n": c.n, "delta": c.delta,
                            "result": c.result, "reason": c.reason} for c in checks], indent=1))
     else:
-        table = Table(title=f"regress {results} against {against} (tol {tol}, {'two' if two_sided else 'one'}-sided)")
+        side = "two" if ns.two_sided else "one"
+        table = Table(title=f"regress {ns.results} against {ns.against} (tol {ns.tol}, {side}-sided)")
         for col in ("row", "method", "rate", "phase", "metric", "reported", "measured", "delta", "result"):
             table.add_column(col, justify="right" if col in ("rate", "reported", "measured", "delta") else "left")
         for c in checks:
             r = c.ref
-            style = {"FAIL": "bold red", "pass": "green"}.get(c.result, "dim")
+            measured = "–" if c.measured is None else f"{c.measured:.2f}" + (f" (n={c.n})" if c.n > 1 else "")
             table.add_row(r.row, r.method, f"{r.rate:g}" if r.rate is not None else "cfg", r.phase, r.metric,
-                          f"{r.value:.2f}", f"{c.measured:.2f}" + (f" (n={c.n})" if c.n > 1 else "") if c.measured is not None else "–",
-                          f"{c.delta:+.2f}" if c.delta is not None else "–", f"[{style}]{c.result}[/]")
-        console.print(table)
+                          f"{r.value:.2f}", measured, f"{c.delta:+.2f}" if c.delta is not None else "–", c.result)
+        console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+        console.print(table, markup=False)
         for c in checks:
             if c.result == "FAIL":
-                console.print(f"FAIL {c.ref.method} {c.ref.rate}x {c.ref.phase} {c.ref.metric}: {c.reason}",
-                              highlight=False, markup=False)
+                _out(f"FAIL {c.ref.method} {c.ref.rate}x {c.ref.phase} {c.ref.metric}: {c.reason}")
     n = {k: sum(c.result == k for c in checks) for k in ("pass", "FAIL", "not run", "not comparable")}
-    err.print(f"{n['pass']} passed, {n['FAIL']} failed, {n['not run']} not run (not failures), "
-              f"{n['not comparable']} not comparable", highlight=False)
-    if n["FAIL"]:
-        raise typer.Exit(1)
+    _err(f"{n['pass']} passed, {n['FAIL']} failed, {n['not run']} not run (not failures), "
+         f"{n['not comparable']} not comparable")
+    return 1 if n["FAIL"] else 0
 
 
-@app.command("export")
-def export_cmd(
-    results: Path = typer.Option(..., help="Results: SQLite store, record JSON / JSON list, or run folder."),
-    format: str = typer.Option("md", "--format", help="md | csv | json | html (self-contained, with figures) | records (raw JSON list)."),
-    out: Path = typer.Option(..., help="Output file."),
-) -> None:
-    """Leaderboard: rows task/model/rate, columns per method (hard-pruned, retrained, achieved rate, epochs to threshold)."""
+def export_cmd(ns: argparse.Namespace) -> int:
     from harness.export import export
 
-    path = export(results, format, out)
-    console.print(f"wrote {path}", highlight=False)
+    _out(f"wrote {export(ns.results, ns.format, ns.out)}")
+    return 0
+
+
+def reindex_cmd(ns: argparse.Namespace) -> int:
+    from harness.results import reindex
+
+    n = reindex(ns.out, ns.store)
+    _out(f"{n} records from {ns.out} indexed in {ns.store}")
+    return 0
+
+
+# ---- entry point ----------------------------------------------------------------------------------------------------
+def build_parser() -> Parser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("prunebench")
+    except PackageNotFoundError:
+        ver = "unknown"
+    parser = Parser(prog="benchmark", description="prunebench: compare weight-pruning optimizers (SLR, ADMM, "
+                    "magnitude) on real models and metrics. `benchmark COMMAND --help` explains each command.")
+    parser.add_argument("--version", action="version", version=f"prunebench {ver}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    add_run_parser(sub)
+    add_sweep_parser(sub)
+    add_eval_parser(sub)
+    add_report_parsers(sub)
+    add_tasks_parser(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning UserError into one line on stderr."""
+    """Entry point: parse, dispatch, and turn user mistakes into one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = app(args=argv, standalone_mode=False)  # without standalone mode click returns Exit codes
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        parser = build_parser()
+        ns = parser.parse_args(argv or ["run"])  # no arguments: the embedded default comparison
+        if ns.command is None:
+            parser.print_help()
+            sys.exit(0)
+        code = ns.func(ns)
     except UserError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
+        _err("error: " + " ".join(str(exc).split()))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted; finished results are kept (resume with --resume)")
+        _err("interrupted; finished results are kept (resume with --resume)")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive as ClickException subclasses
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -41,18 +41,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+from harness.config import DEFAULT_OUT, MethodSettings, RunConfig
 from harness.errors import UserError
+from harness.options import coerce
+from harness.results import ResultStore
 from harness.yamlio import load_yaml
-from harness.methods import MethodSettings
-from harness.results import SCHEMA_VERSION, ResultStore, write_json_atomic
-from harness.runner import DEFAULT_OUT, RunConfig
 
 # RunConfig fields an experiment may set under `run:` (the grid axes and output places are set elsewhere).
 RUN_FIELDS = tuple(
     f.name for f in dataclasses.fields(RunConfig)
-    if f.name not in ("task", "model", "method", "rate", "seed", "settings", "store", "out")
+    if f.name not in RunConfig.GRID_FIELDS + ("settings", "store", "out")
 )
-SETTINGS_FIELDS = tuple(f.name for f in dataclasses.fields(MethodSettings))
+SETTINGS_FIELDS = tuple(f.name for f in dataclasses.fields(MethodSettings)) + ("slr_overrides",)
 SPEC_KEYS = ("name", "description", "source", "task", "model", "methods", "rates", "seeds", "run", "settings",
              "method_overrides", "reported", "notes")
 
@@ -79,16 +79,20 @@ class SweepSpec:
 
         # Resolve the default model now: the run id must be the one `run()` computes, or resume would miss it.
         model = self.model or get_task_class(self.task).default_model
+        from harness.runner import resolve, validate
+
         cells = []
         for rate in self.rates:
             for method in self.methods:
                 over = self.method_overrides.get(method, {})
-                run_opts = {**self.run, **over.get("run", {})}
-                settings = MethodSettings(**{**self.settings, **over.get("settings", {})})
+                run_opts = {**self.run, **(over.get("run") or {})}
+                settings = {**self.settings, **(over.get("settings") or {})}
                 for seed in self.seeds:
-                    cells.append(RunConfig(task=self.task, model=model, method=method, rate=rate, seed=seed,
-                                           settings=dataclasses.replace(settings), store=store, out=out,
-                                           **run_opts))
+                    cfg = RunConfig.from_dict({**run_opts, "task": self.task, "model": model, "method": method,
+                                               "rate": rate, "seed": seed, "settings": settings, "store": store,
+                                               "out": out}, where=f"sweep {self.name}")
+                    resolve(cfg, validate(cfg))  # the run id of the experiment that will actually run
+                    cells.append(cfg)
         return cells
 
 
@@ -105,6 +109,9 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not isinstance(doc, dict):
         raise UserError(f"sweep config {path} must be a mapping (see harness/sweep.py for the format)")
     _check_keys(str(path), doc, SPEC_KEYS)
+    for key in ("run", "settings", "method_overrides"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise UserError(f"{path}: {key}: must be a mapping of key: value")
     run = dict(doc.get("run") or {})
     _check_keys(f"{path} run:", run, RUN_FIELDS)
     settings = dict(doc.get("settings") or {})
@@ -120,10 +127,12 @@ def load_spec(path: str | Path) -> SweepSpec:
             opts["prune_config"] = str((path.parent / opts["prune_config"]).resolve())
     if "task" not in doc:
         raise UserError(f"sweep config {path} must name a task")
-    rates = doc.get("rates") or [None]
+    rates = doc.get("rates")
     return SweepSpec(
-        task=str(doc["task"]), model=doc.get("model"), methods=[str(m) for m in doc.get("methods") or ["slr"]],
-        rates=[None if r is None else float(r) for r in rates], seeds=[int(s) for s in doc.get("seeds") or [0]],
+        task=str(doc["task"]), model=doc.get("model"),
+        methods=coerce(list[str], doc.get("methods") or ["slr"], f"{path} methods"),
+        rates=[None] if rates is None else coerce(list[float], rates, f"{path} rates"),
+        seeds=coerce(list[int], doc.get("seeds") or [0], f"{path} seeds"),
         run=run, settings=settings, method_overrides=overrides, name=str(doc.get("name") or path.stem),
         source=doc.get("source"), reported=doc.get("reported"),
     )
@@ -137,6 +146,7 @@ def parse_list(text: str | None, cast: Callable[[str], Any], what: str) -> list[
         return [cast(x.strip()) for x in str(text).split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--{what} expects a comma-separated list, got {text!r}") from None
+    # (typed lists from YAML go through harness.options.coerce)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -289,39 +299,92 @@ def failed_record(cfg: RunConfig, run_id: str, error: str) -> dict[str, Any]:
     import torch
 
     from harness import provenance
+    from harness.record import RunRecord
 
-    rec = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "status": "failed", "error": error, "task": cfg.task,
-        "model": cfg.model, "method": cfg.method, "metric": None, "higher_is_better": None,
-        "rate_requested": cfg.rate, "metrics": {}, "metrics_full": {}, "compression": {}, "epochs": {},
-        "curves": {"train": [], "hardprune_checks": [], "retrain": []}, "updates": [],
-        "config": dataclasses.asdict(cfg), "task_info": {}, "provenance": provenance.collect(torch.device("cpu"), cfg.seed),
-        "timing": {}, "artifacts": {"dir": str(Path(cfg.out) / run_id)},
-    }
-    rec["provenance"]["finished"] = provenance.now()
-    return rec
+    rec = RunRecord.failed(cfg, Path(cfg.out).resolve() / run_id, provenance.collect(torch.device("cpu"), cfg.seed),
+                           error)
+    rec.provenance["finished"] = provenance.now()
+    return rec.to_dict()
 
 
 def run_cell(cfg: RunConfig, log: Callable[[str], None]) -> dict[str, Any]:
-    """One cell: `run(cfg, resume=True)`; any exception becomes a failed record in the store (and the sweep goes on)."""
+    """One cell: `run(cfg, resume=True)` under the sweep's claim; any exception becomes a failed record (the sweep
+    goes on). A completed record is never replaced by a failure of a later attempt."""
+    from harness.record import RunRecord
     from harness.runner import run
 
     run_id = cfg.run_id()
     try:
-        return run(cfg, resume=True, log=log)
+        return run(cfg, resume=True, log=log, claim=False)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 — a sweep must survive any single cell
         msg = f"{type(exc).__name__}: {exc}"
         log("error: " + msg + "\n" + traceback.format_exc())
         rec = failed_record(cfg, run_id, msg)
-        write_json_atomic(Path(cfg.out) / run_id / "record.json", rec)
-        ResultStore(cfg.store).put(rec)
+        try:
+            RunRecord.from_dict(rec).write(Path(cfg.out) / run_id / "record.json")
+            ResultStore(cfg.store).put(rec)
+        except (UserError, OSError) as exc2:  # a completed record stays; the store may be unwritable
+            log(f"note: failure not recorded: {exc2}")
         return rec
 
 
 def claims_dir_for(store: str | Path) -> Path:
     return Path(f"{store}.claims")
+
+
+class _SweepState:
+    """The bookkeeping of one sweep process over its shard: outcomes so far and the progress callbacks."""
+
+    def __init__(self, store: str, total: int, on_event: Callable[..., None] | None,
+                 on_log: Callable[[str, str], None] | None):
+        self.store, self.total = store, total
+        self.outcomes: dict[str, CellOutcome] = {}
+        self.emit = on_event or (lambda *a: None)
+        self.on_log = on_log
+
+    def status(self, run_id: str) -> str | None:
+        rec = ResultStore(self.store).get(run_id)
+        return rec.get("status") if rec else None
+
+    def done(self, outcome: CellOutcome) -> None:
+        self.outcomes[outcome.run_id] = outcome
+        self.emit("done", outcome, len(self.outcomes), self.total)
+
+    def skipped(self, cfg: RunConfig, status: str | None) -> None:
+        rec = ResultStore(self.store).get(cfg.run_id()) or {}
+        prev = self.outcomes.get(cfg.run_id())
+        self.done(prev if prev and prev.outcome == "ran" else CellOutcome(
+            **_base(cfg), outcome="skipped", status=status, error=rec.get("error"), metrics=rec.get("metrics", {})))
+
+
+def _base(cfg: RunConfig) -> dict[str, Any]:
+    return dict(run_id=cfg.run_id(), method=cfg.method, rate=cfg.rate, seed=cfg.seed)
+
+
+def _finished(status: str | None, retry_failed: bool) -> bool:
+    return status == "completed" or (status == "failed" and not retry_failed)
+
+
+def _run_claimed(cfg: RunConfig, state: _SweepState, out: str, claim: Claim, stale_after: float) -> None:
+    """Run one cell this process holds the claim of, logging into its run folder's sweep.log."""
+    run_id = cfg.run_id()
+    state.emit("start", CellOutcome(**_base(cfg), outcome="running", status=None), len(state.outcomes), state.total)
+    run_dir = Path(out) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(run_dir / "sweep.log", "a") as log_fh, _heartbeat(claim, every=max(1.0, stale_after / 5)):
+        def log(line: str) -> None:
+            log_fh.write(line.rstrip("\n") + "\n")
+            log_fh.flush()
+            if state.on_log:
+                state.on_log(run_id, line)
+
+        log(f"--- sweep pid {os.getpid()} on {socket.gethostname()} at {time.ctime()}")
+        rec = run_cell(cfg, log)
+    state.done(CellOutcome(**_base(cfg), outcome="ran", status=rec.get("status"), error=rec.get("error"),
+                           seconds=time.perf_counter() - t0, metrics=rec.get("metrics", {})))
 
 
 def run_sweep(
@@ -345,75 +408,38 @@ def run_sweep(
     """
     store, out = str(store), str(out)
     ResultStore(store)  # create the table once, before workers race to
-    cells = spec.cells(store, out)
     i, n = shard
-    mine = [c for k, c in enumerate(cells) if k % n == i]
-    claims = claims_dir_for(store)
-    outcomes: dict[str, CellOutcome] = {}
-    pending = list(mine)
-    total = len(mine)
-    emit = on_event or (lambda *a: None)
-
-    def finished_status(run_id: str) -> str | None:
-        rec = ResultStore(store).get(run_id)
-        return rec.get("status") if rec else None
-
-    first_pass = True
+    mine = [c for k, c in enumerate(spec.cells(store, out)) if k % n == i]
+    state = _SweepState(store, len(mine), on_event, on_log)
+    pending, first_pass = list(mine), True
     while pending:
         held_back = []
         for cfg in pending:
-            run_id = cfg.run_id()
-            base = dict(run_id=run_id, method=cfg.method, rate=cfg.rate, seed=cfg.seed)
-            status = finished_status(run_id)
-            # Failures found on the first look are retried (they may be transient); a failure another process records
-            # while we wait for its claim is that process's result for this sweep, not something to redo.
-            if status == "completed" or (status == "failed" and not (retry_failed and first_pass)):
-                rec = ResultStore(store).get(run_id) or {}
-                prev = outcomes.get(run_id)
-                outcomes[run_id] = prev if prev and prev.outcome == "ran" else CellOutcome(
-                    **base, outcome="skipped", status=status, error=rec.get("error"), metrics=rec.get("metrics", {}))
-                emit("done", outcomes[run_id], len(outcomes), total)
+            # Failures found on the first look are retried (they may be transient); a failure another process
+            # records while we wait for its claim is that process's result for this sweep, not something to redo.
+            status = state.status(cfg.run_id())
+            if _finished(status, retry_failed and first_pass):
+                state.skipped(cfg, status)
                 continue
-            claim = Claim(claims, run_id, stale_after=stale_after)
+            claim = Claim(claims_dir_for(store), cfg.run_id(), stale_after=stale_after)
             if not claim.acquire():
                 held_back.append(cfg)
                 continue
             try:
-                # Re-check under the claim: another process may have finished it between our look and our claim.
-                status = finished_status(run_id)
-                if status == "completed" or (status == "failed" and not first_pass):
-                    rec = ResultStore(store).get(run_id) or {}
-                    outcomes[run_id] = CellOutcome(**base, outcome="skipped", status=status, metrics=rec.get("metrics", {}))
-                    emit("done", outcomes[run_id], len(outcomes), total)
-                    continue
-                emit("start", CellOutcome(**base, outcome="running", status=None), len(outcomes), total)
-                run_dir = Path(out) / run_id
-                run_dir.mkdir(parents=True, exist_ok=True)
-                log_path = run_dir / "sweep.log"
-                t0 = time.perf_counter()
-                with open(log_path, "a") as log_fh, _heartbeat(claim, every=max(1.0, stale_after / 5)):
-                    def log(line: str, _fh=log_fh, _id=run_id) -> None:
-                        _fh.write(line.rstrip("\n") + "\n")
-                        _fh.flush()
-                        if on_log:
-                            on_log(_id, line)
-
-                    log(f"--- sweep pid {os.getpid()} on {socket.gethostname()} at {time.ctime()}")
-                    rec = run_cell(cfg, log)
-                outcomes[run_id] = CellOutcome(**base, outcome="ran", status=rec.get("status"), error=rec.get("error"),
-                                               seconds=time.perf_counter() - t0, metrics=rec.get("metrics", {}))
-                emit("done", outcomes[run_id], len(outcomes), total)
+                status = state.status(cfg.run_id())  # another process may have finished it before our claim
+                if _finished(status, first_pass):
+                    state.skipped(cfg, status)
+                else:
+                    _run_claimed(cfg, state, out, claim, stale_after)
             finally:
                 claim.release()
         if not held_back or not wait:
             for cfg in held_back:
-                run_id = cfg.run_id()
-                outcomes[run_id] = CellOutcome(run_id=run_id, method=cfg.method, rate=cfg.rate, seed=cfg.seed,
-                                               outcome="held", status=finished_status(run_id),
-                                               error="claimed by another live process")
+                state.outcomes[cfg.run_id()] = CellOutcome(**_base(cfg), outcome="held",
+                                                           status=state.status(cfg.run_id()),
+                                                           error="claimed by another live process")
             break
-        pending = held_back
-        first_pass = False
+        pending, first_pass = held_back, False
         time.sleep(poll)
     order = {c.run_id(): k for k, c in enumerate(mine)}
-    return sorted(outcomes.values(), key=lambda o: order.get(o.run_id, 0))
+    return sorted(state.outcomes.values(), key=lambda o: order.get(o.run_id, 0))

@@ -1,25 +1,45 @@
 """The task contract every adapter implements, and the task registry.
 
-A task owns everything task-specific: which models it can build, how weights load, its data loaders, its loss, its
-evaluator and its default prune set. The runner (harness/runner.py) owns everything shared: the pruning method, the
-training loop, hard-prune checks, masked retrain and the results record.
+A task owns everything task-specific: its models, how weights load, its default prune set and recipe, how a model is
+evaluated, and which training driver trains it. The runner (harness/runner.py) owns everything shared: the method,
+the phases, hard-prune checks, masked retraining and the results record.
 
-Adapters register lazily (module path strings), so `benchmark run --task digits` never imports Ultralytics.
+Two layers, so no task stubs what it does not use:
+
+* `Task` (the core): `build_model`, `default_prune_set`, `recipe`, `evaluate`, `driver`, `describe`, typed `Options`.
+* `LoopTask` (for tasks trained by our loop, harness/training.py): `train_loader`, `eval_loader`, `loss`, `predict`,
+  `evaluator`; it implements `evaluate` with the one inference loop and `driver` with `LoopDriver`.
+
+Detection implements the core directly: Ultralytics' trainer is its driver and its validator its evaluation.
+Tasks are found by name in `TASKS` (lazy "module:Class" entries; outside packages add theirs through the
+`prunebench.tasks` entry-point group).
 """
 
 from __future__ import annotations
 
-import importlib
+import hashlib
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 
 import torch
 from torch import nn
 
+from harness.config import TrainRecipe
 from harness.errors import UserError
 from harness.evaluation import Evaluator, inference_on_dataset
+from harness.options import build, describe_fields
+from harness.registry import Registry
+
+if TYPE_CHECKING:
+    from harness.phases import TrainDriver
+
+
+@dataclass
+class NoOptions:
+    """A task without options."""
 
 
 @dataclass
@@ -33,25 +53,8 @@ class TaskConfig:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     workers: int = 0
     seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)  # task-specific knobs (e.g. imgsz, aux head)
-
-
-@dataclass
-class TrainRecipe:
-    """A task's default optimisation settings for the pruning phase (overridable from the CLI)."""
-
-    optimizer: str = "adam"  # adam | sgd | adamw
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    scheduler: str = "constant"  # constant | cosine (per epoch) | cosine-iter (per iteration), over each phase
-    warmup_iters: int = 0  # linear warm-up iterations at the start of each phase (cosine-iter only)
-    epochs: int = 10  # SLR/ADMM (method) epochs
-    retrain_epochs: int = 0  # masked-retrain epochs
-    retrain_lr: float | None = None  # None: same as lr
-    pretrain_epochs: int = 0  # dense training when no weights are given
-    pretrain_lr: float | None = None
-    check_every: int = 0  # hard-prune check period in epochs (0: only at the end)
+    options: Any = None  # an instance of the task's `Options` dataclass (None: its defaults)
+    trust_weights: bool = False  # --trust-weights: full unpickling of weight files that need it
 
 
 class Task(ABC):
@@ -60,20 +63,42 @@ class Task(ABC):
     name: ClassVar[str]
     models: ClassVar[tuple[str, ...]]
     default_model: ClassVar[str]
-    primary_metric: ClassVar[str]  # key in the evaluator's result dict, e.g. "top1", "Accuracy", "AP50"
+    primary_metric: ClassVar[str]  # key in the evaluation's result dict, e.g. "top1", "Accuracy", "AP50"
     higher_is_better: ClassVar[bool] = True
     headline_rule: ClassVar[str] = "paper"  # compression counting rule shown first: "paper" or "conv"
-    data_hint: ClassVar[str] = ""  # how to get the data (named in DataError messages)
+    data_hint: ClassVar[str] = ""  # how to get the data (named in DataError messages and `benchmark tasks`)
     default_rates: ClassVar[tuple[float, ...]] = ()  # rates run when the user gives none (first one for one run)
+    Options: ClassVar[type] = NoOptions  # the task's `--opt key=value` settings, a dataclass (harness/options.py)
 
     def __init__(self, cfg: TaskConfig):
         if cfg.model not in self.models:
-            raise UserError(
-                f"unknown model {cfg.model!r} for task {self.name!r}; choose one of: {', '.join(self.models)}"
-            )
+            raise UserError(f"unknown model {cfg.model!r} for task {self.name!r}; choose one of: "
+                            f"{', '.join(self.models)}")
+        if cfg.options is None or isinstance(cfg.options, dict):
+            cfg.options = self.parse_options(cfg.options or {})
         self.cfg = cfg
+        self.opts = cfg.options
 
-    # ---- model -------------------------------------------------------------------------------------------------
+    # ---- options and defaults ----------------------------------------------------------------------------------
+    @classmethod
+    def parse_options(cls, raw: dict[str, Any]) -> Any:
+        """`--opt` values (text or YAML scalars) typed against `Options`; unknown keys list the valid ones."""
+        return build(cls.Options, raw, f"--opt for task {cls.name}:", extra=cls.extra_option)
+
+    extra_option: ClassVar[Any] = None  # optional classmethod (key, value) -> value accepting keys outside Options
+
+    @classmethod
+    def recipe(cls, model: str) -> TrainRecipe:
+        """Default optimisation settings for `model` (a classmethod: run ids are resolved before data is read)."""
+        return TrainRecipe()
+
+    @classmethod
+    def describe_class(cls) -> dict[str, Any]:
+        """What `benchmark tasks` shows."""
+        return {"task": cls.name, "models": list(cls.models), "metric": cls.primary_metric,
+                "data": cls.data_hint, "options": describe_fields(cls.Options)}
+
+    # ---- the core ----------------------------------------------------------------------------------------------
     @abstractmethod
     def build_model(self) -> nn.Module:
         """Build `cfg.model`, loading `cfg.weights` strictly if given (CheckpointError listing keys otherwise)."""
@@ -82,84 +107,130 @@ class Task(ABC):
     def default_prune_set(self, model: nn.Module) -> list[str]:
         """Names (as `model.named_parameters()` yields them) of the tensors pruned by default."""
 
-    def recipe(self) -> TrainRecipe:
-        """Default optimisation settings for this task and model."""
-        return TrainRecipe()
-
-    # ---- data --------------------------------------------------------------------------------------------------
     @abstractmethod
-    def train_loader(self) -> Iterable:
-        """Training batches (augmented)."""
-
-    @abstractmethod
-    def eval_loader(self) -> Iterable:
-        """Evaluation batches (the split the reported metric is computed on)."""
-
-    # ---- optimisation and evaluation ---------------------------------------------------------------------------
-    @abstractmethod
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        """Scalar task loss (batch mean) for one training batch; moves the batch to `cfg.device` itself."""
-
-    @abstractmethod
-    def evaluator(self) -> Evaluator:
-        """A fresh evaluator for this task's metric."""
-
-    @abstractmethod
-    def predict(self, model: nn.Module, batch: Any) -> Any:
-        """Forward one eval batch (moving it to the device) into what the evaluator's `process` expects."""
-
     def evaluate(self, model: nn.Module, desc: str = "eval") -> dict[str, float]:
-        """Metrics of `model` on the eval split. Tasks with their own validator (detection) override this."""
-        return inference_on_dataset(model, self.eval_loader(), self.evaluator(), self.predict, desc=desc)
+        """Metrics of `model` on the evaluation split (accuracy-like metrics in percent)."""
+
+    @abstractmethod
+    def driver(self) -> "TrainDriver":
+        """The training driver that runs this task's phases (harness/phases.py)."""
 
     def write_predictions(self, model: nn.Module, path: Path) -> tuple[Path, dict[str, float]] | None:
         """Optional: write the final model's predictions in the benchmark's own file format (e.g. TuSimple JSON
         lines) to `path` and return (path, metrics); None for tasks without such a file."""
         return None
 
-    def fit_epochs(self) -> Callable | None:
-        """Optional: a task-specific training driver replacing harness.training's loop (detection: Ultralytics).
+    @classmethod
+    def score_files(cls, pred: Path, gt: Path, options: dict[str, Any]) -> dict[str, float]:
+        """Score a prediction file against a ground-truth file (`benchmark eval`)."""
+        raise UserError(f"task {cls.name!r} has no prediction-file scorer; `benchmark eval` supports: "
+                        f"{', '.join(n for n in TASKS.names() if _has_scorer(n))}")
 
-        Return None to use the shared loop (the default). See harness/training.py for the driver signature.
-        """
-        return None
-
+    # ---- provenance ----------------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        """Task facts written into the results record (dataset fingerprint, evaluator identity, …)."""
-        return {"task": self.name, "model": self.cfg.model, "metric": self.primary_metric}
+        """Task facts written into the results record (dataset, evaluator, …)."""
+        return {"task": self.name, "model": self.cfg.model, "metric": self.primary_metric,
+                "data_fingerprint": self.data_fingerprint(), "options": _plain(self.opts)}
+
+    def ground_truth_files(self) -> list[Path]:
+        """Files the metric is computed against (their sha256 goes into the record's provenance)."""
+        return []
+
+    def evaluator_identity(self) -> dict[str, str]:
+        return {"name": type(self).__name__ + ".evaluate", "version": "1"}
+
+    def data_fingerprint(self) -> str | None:
+        """A cheap fingerprint of the dataset folder: names, sizes and mtimes of its top two levels."""
+        if self.cfg.data is None:
+            return None
+        root = Path(self.cfg.data).expanduser().resolve()
+        h = hashlib.sha256(str(root).encode())
+        try:
+            entries = sorted(os.scandir(root), key=lambda e: e.name) if root.is_dir() else []
+            for e in entries[:1000]:
+                st = e.stat()
+                h.update(f"{e.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+            if root.is_file():
+                st = root.stat()
+                h.update(f"{st.st_size}:{int(st.st_mtime)}".encode())
+        except OSError:
+            pass
+        return h.hexdigest()[:16]
+
+
+class LoopTask(Task):
+    """A task trained by our loop: it supplies loaders, a loss, a forward for evaluation and an evaluator."""
+
+    @abstractmethod
+    def train_loader(self, seed: int) -> Iterable:
+        """Training batches for one epoch, shuffled and augmented from `seed` (the loop derives it from the run
+        seed, the phase and the epoch, so every epoch differs and a resumed run sees the same data)."""
+
+    @abstractmethod
+    def eval_loader(self) -> Iterable:
+        """Evaluation batches (the split the reported metric is computed on)."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """Scalar task loss (batch mean) for one training batch; moves the batch to `cfg.device` itself."""
+
+    @abstractmethod
+    def predict(self, model: nn.Module, batch: Any) -> Any:
+        """Forward one eval batch (moving it to the device) into what the evaluator's `process` expects."""
+
+    @abstractmethod
+    def evaluator(self) -> Evaluator:
+        """A fresh evaluator for this task's metric."""
+
+    def evaluate(self, model: nn.Module, desc: str = "eval") -> dict[str, float]:
+        return inference_on_dataset(model, self.eval_loader(), self.evaluator(), self.predict, desc=desc)
+
+    def driver(self) -> "TrainDriver":
+        from harness.training import LoopDriver
+
+        return LoopDriver(self)
+
+    def evaluator_identity(self) -> dict[str, str]:
+        ev = self.evaluator()
+        return {"name": str(getattr(ev, "name", type(ev).__name__)), "version": str(getattr(ev, "version", "1"))}
+
+
+def _plain(opts: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.asdict(opts) if dataclasses.is_dataclass(opts) else opts
+
+
+def _has_scorer(name: str) -> bool:
+    try:
+        return TASKS.get(name).score_files.__func__ is not Task.score_files.__func__  # type: ignore[attr-defined]
+    except UserError:
+        return False
 
 
 # ---- registry ----------------------------------------------------------------------------------------------------
-# task name -> "module:Class". Imported on first use.
-_REGISTRY: dict[str, str] = {
+TASKS: Registry[type[Task]] = Registry("task", base=Task, entry_point_group="prunebench.tasks")
+for _name, _target in {
     "digits": "adapters.classification:DigitsTask",
     "cifar10": "adapters.classification:Cifar10Task",
     "imagenet": "adapters.classification:ImageNetTask",
     "tusimple": "adapters.lanes:TuSimpleTask",
     "coco": "adapters.detection:CocoTask",
-}
+}.items():
+    TASKS.register(_name, _target)
 
 
-def register_task(name: str, target: str) -> None:
-    """Add a task ("module:Class") so `--task name` finds it; for users' own adapters."""
-    _REGISTRY[name] = target
+def register_task(name: str, target: str | type[Task]) -> None:
+    """Add a task ("module:Class" or the class) so `--task name` finds it."""
+    TASKS.register(name, target)
 
 
 def task_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return TASKS.names()
 
 
 def get_task_class(name: str) -> type[Task]:
-    try:
-        target = _REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown task {name!r}; choose one of: {', '.join(task_names())}") from None
-    module_name, _, cls_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UserError(f"task {name!r} is not available in this install ({exc}); reinstall prunebench") from None
-    return getattr(module, cls_name)
+    return TASKS.get(name)
 
 
 def build_task(name: str, cfg: TaskConfig) -> Task:

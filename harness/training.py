@@ -7,21 +7,29 @@ check the loss is finite and to update the progress bar), so GPU steps are not s
 
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
 
 import torch
 from torch import nn
 
+from harness.config import OPTIMIZERS
 from harness.errors import TrainingDiverged, UserError
 from harness.methods.base import PruningMethod
+from harness.phases import EpochEnd, EpochStats, PhaseSpec
 from harness.progress import progress
-from harness.schedules import PhaseSchedule
+from harness.schedules import PhaseSchedule, iterations_per_epoch, make_schedule
 
-OPTIMIZERS = ("adam", "sgd", "adamw")
+if TYPE_CHECKING:
+    from harness.tasks import LoopTask
+
+__all__ = ["EpochStats", "LoopDriver", "make_optimizer", "train_epoch", "epoch_seed", "seed_everything"]
 
 
 def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
@@ -33,16 +41,6 @@ def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     raise UserError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-
-
-@dataclass
-class EpochStats:
-    epoch: int
-    train_loss: float
-    steps: int
-    seconds: float
-    lr: float
-    method_log: dict[str, Any]
 
 
 def autocast_context(device: torch.device, dtype: str | None):
@@ -65,6 +63,7 @@ def train_epoch(
     sync_every: int = 20,
     max_steps: int | None = None,
     schedule: PhaseSchedule | None = None,
+    scaler: "torch.amp.GradScaler | None" = None,
 ) -> EpochStats:
     """Train one epoch with the method's hooks (on_epoch_start ... on_epoch_end).
 
@@ -86,11 +85,7 @@ def train_epoch(
         hooks.observe_loss(loss)
         running += loss.detach().float()
         steps += 1
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        hooks.after_backward()
-        optimizer.step()
-        hooks.after_step()
+        _step(loss, optimizer, hooks, scaler)
         if schedule is not None:  # per-iteration schedules (UFLD's) set the next step's lr here
             schedule.after_step(epoch, batch_idx)
         if steps % sync_every == 0:
@@ -109,10 +104,71 @@ def train_epoch(
     )
 
 
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, hooks: PruningMethod,
+          scaler: "torch.amp.GradScaler | None") -> None:
+    """backward -> method.after_backward (true, unscaled gradients) -> step -> method.after_step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        hooks.after_backward()
+        optimizer.step()
+    else:  # fp16: unscale first, so the penalty gradient is added at the loss's own scale (as in detection)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        hooks.after_backward()
+        scaler.step(optimizer)
+        scaler.update()
+    hooks.after_step()
+
+
 def _check_finite(running: torch.Tensor, epoch: int, step: int) -> None:
     value = float(running.item())
     if not math.isfinite(value):
         raise TrainingDiverged(f"training loss became {value} in epoch {epoch} (by step {step})", epoch, step)
+
+
+def epoch_seed(seed: int, phase: str, epoch: int) -> int:
+    """A seed for one epoch of one phase: every epoch shuffles and augments differently, and a resumed run draws
+    exactly what the uninterrupted run drew (nothing depends on how many epochs this process has run)."""
+    digest = hashlib.sha256(f"{seed}:{phase}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class LoopDriver:
+    """Our training loop as a `TrainDriver` (harness/phases.py): builds the phase's optimizer, lr schedule and
+    (fp16) gradient scaler, then runs `train_epoch` over a freshly seeded loader each epoch."""
+
+    def __init__(self, task: "LoopTask"):
+        self.task = task
+
+    def fit(self, model: nn.Module, spec: PhaseSpec, on_epoch_end: EpochEnd) -> dict[str, Any]:
+        device = self.task.cfg.device
+        opt = make_optimizer(model, spec.optimizer, spec.lr, spec.momentum, spec.weight_decay)
+        first = self.task.train_loader(epoch_seed(spec.seed, spec.name, spec.start_epoch))
+        # The schedule captures the initial lr before a resumed optimizer state overwrites the current one.
+        sched = make_schedule(opt, spec.scheduler, spec.epochs, iterations_per_epoch(first, spec.max_steps),
+                              spec.warmup_iters)
+        if spec.optimizer_state is not None:
+            opt.load_state_dict(spec.optimizer_state)
+        if spec.start_epoch > 1:
+            sched.resume_at(spec.start_epoch - 1)
+        scaler = torch.amp.GradScaler(device.type) if spec.amp == "fp16" else None
+        for epoch in range(spec.start_epoch, spec.epochs + 1):
+            seed = epoch_seed(spec.seed, spec.name, epoch)
+            seed_everything(seed)  # dropout and any augmentation drawing from the global generators
+            loader = first if epoch == spec.start_epoch else self.task.train_loader(seed)
+            stats = train_epoch(model, loader, self.task.loss, opt, spec.hooks, epoch, device, spec.amp,
+                                desc=spec.name, max_steps=spec.max_steps, schedule=sched, scaler=scaler)
+            sched.after_epoch()
+            if on_epoch_end(stats, model, opt):
+                break
+        return {"schedule": sched.describe()}
 
 
 def as_float_dict(d: dict[str, Any]) -> dict[str, float]:

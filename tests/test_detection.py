@@ -18,6 +18,7 @@ import torch
 from harness.errors import CheckpointError, DataError, UserError
 from harness.methods import MaskedRetrain
 from harness.projection import hard_prune_
+from harness.phases import PhaseSpec
 from harness.runner import RunConfig, run
 from harness.sparsity import SparsityPlan
 from harness.tasks import TaskConfig, build_task
@@ -83,7 +84,7 @@ def test_models_build_from_packaged_yamls_without_network(no_network):
     assert no_network == []
     task = _task()
     assert (task.primary_metric, task.headline_rule) == ("AP50", "conv")
-    recipe = task.recipe()
+    recipe = task.recipe(task.cfg.model)
     assert (recipe.optimizer, recipe.lr, recipe.momentum, recipe.check_every) == ("sgd", 0.01, 0.937, 5)
 
 
@@ -133,16 +134,18 @@ def test_masks_hold_on_live_model_and_ema_during_retrain(coco_dir):
     keeper = MaskedRetrain(masks)
     keeper.attach(model, plan)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n in masks}
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
 
     def check(stats, ema, optimizer) -> bool:
         params = dict(ema.named_parameters())
         assert all(not params[n][~m].any() for n, m in masks.items())  # EMA re-masked in place
-        seen.append(stats.epoch)
+        seen.append((stats.epoch, stats.steps))
         return False
 
-    history = task.fit(model, keeper, phase="retrain", epochs=1, on_epoch_end=check)
-    assert seen == [1] and len(history) == 1 and history[0].steps > 0
+    spec = PhaseSpec(name="retrain", epochs=1, hooks=keeper, optimizer="sgd", lr=0.01, momentum=0.937,
+                     weight_decay=5e-4)
+    facts = task.driver().fit(model, spec, check)
+    assert [e for e, _ in seen] == [1] and seen[0][1] > 0 and facts["schedule"]["kind"] == "ultralytics"
     live = dict(model.named_parameters())
     assert all(not live[n][~m].any() for n, m in masks.items())
     assert any(not torch.equal(live[n], before[n]) for n in masks)  # an optimizer step did happen

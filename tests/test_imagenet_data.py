@@ -92,7 +92,7 @@ def test_prepare_sorts_validation_by_ground_truth(archives, tree):
 def test_loader_and_run(archives, tree, tmp_path, monkeypatch):
     task = build_task("imagenet", TaskConfig(model="resnet18", data=tree, batch_size=2, options={"imgsz": 64}))
     assert task.num_classes == 3
-    batches = list(task.train_loader())  # every image, incl. the grayscale and CMYK JPEGs, decodes to RGB
+    batches = list(task.train_loader(0))  # every image, incl. the grayscale and CMYK JPEGs, decodes to RGB
     assert sum(len(y) for _, y in batches) == 9
     x, y = batches[0]
     assert x.shape == (2, 3, 64, 64) and y.dtype == torch.int64

@@ -38,7 +38,7 @@ def make_task(root: Path, **options) -> TuSimpleTask:
 def test_task_contract(root):
     task = make_task(root)
     assert task.primary_metric == "Accuracy" and task.higher_is_better
-    r = task.recipe()
+    r = task.recipe(task.cfg.model)
     assert (r.optimizer, r.lr, r.weight_decay, r.epochs, r.retrain_epochs) == ("adam", 4e-4, 1e-4, 40, 5)
     assert (r.scheduler, r.warmup_iters) == ("cosine-iter", 100)  # UFLD's per-iteration warm-up + cosine (A8.2)
     model = task.build_model()
@@ -47,7 +47,7 @@ def test_task_contract(root):
     assert "cls.2.weight" in names and not any("bn" in n or "bias" in n for n in names)
     aux_model = make_task(root, aux=True).build_model()
     assert task.default_prune_set(aux_model) == names  # the aux head is never in the default set
-    with pytest.raises(UserError, match="unknown tusimple option"):
+    with pytest.raises(UserError, match="unknown key 'imgsz'"):
         make_task(root, imgsz=320)
     with pytest.raises(UserError, match="multiples of 32"):
         make_task(root, input_size="100x160").build_model()
@@ -58,7 +58,7 @@ def test_training_steps_lower_the_loss(root):
     # griding 10 keeps the head (and Adam's state) small on CPU; the loss code is the same for any griding
     task = make_task(root, aux=True, augment=False, griding=10)
     model = task.build_model()
-    batch = next(iter(task.train_loader()))
+    batch = next(iter(task.train_loader(0)))
     assert len(batch) == 3  # image, row-anchor target, aux segmentation target
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []

@@ -86,9 +86,9 @@ def make_cifar(tmp_path: Path) -> Path:
 def test_cifar10_loader_reads_pickle_layout(tmp_path):
     root = make_cifar(tmp_path)
     task = Cifar10Task(TaskConfig(model="resnet56", data=root, batch_size=16))
-    x, y = next(iter(task.train_loader()))
+    x, y = next(iter(task.train_loader(0)))
     assert x.shape == (16, 3, 32, 32) and y.dtype == torch.int64
-    assert len(task.eval_loader().dataset) == 30 and len(task.train_loader().dataset) == 100
+    assert len(task.eval_loader().dataset) == 30 and len(task.train_loader(1).dataset) == 100
 
 
 def test_cifar10_run_end_to_end(workdir):
@@ -226,8 +226,10 @@ def test_help_explains(capsys):
 
 
 def test_bf16_autocast_and_cosine_schedule(workdir, monkeypatch):
-    monkeypatch.setattr(DigitsTask, "recipe", lambda self: __import__("harness.tasks", fromlist=["TrainRecipe"])
-                        .TrainRecipe(optimizer="adam", lr=1e-3, epochs=3, retrain_epochs=2, scheduler="cosine"))
+    from harness.config import TrainRecipe
+
+    monkeypatch.setattr(DigitsTask, "recipe", classmethod(lambda cls, model: TrainRecipe(
+        optimizer="adam", lr=1e-3, epochs=3, retrain_epochs=2, scheduler="cosine")))
     rec = run(RunConfig(task="digits", method="admm", rate=4.0, amp="bf16", max_steps=4,
                         weights=str(save_digits(workdir))), log=lambda s: None)
     assert rec["status"] == "completed"

@@ -88,7 +88,7 @@ def test_run_with_cosine_iter_records_schedule(workdir):
     assert rec["status"] == "completed"
     assert rec["config"]["schedule"] == {"kind": "cosine-iter", "warmup_iters": 3, "iters_per_epoch": 5,
                                          "total_iters": 10}
-    lr = DigitsTask(TaskConfig(model="cnn")).recipe().lr
+    lr = DigitsTask.recipe("cnn").lr
     # lr at the end of epoch 1 is the value set after step 4: cosine at 4/10 of the phase
     assert rec["curves"]["train"][0]["lr"] == pytest.approx(lr * (1 + math.cos(math.pi * 4 / 10)) / 2)
 

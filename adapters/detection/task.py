@@ -24,19 +24,20 @@ import copy
 import shutil
 import tempfile
 import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, ClassVar
 
 import torch
 import yaml
 from torch import nn
 
 from harness import offline
+from harness.config import TrainRecipe
 from harness.errors import CheckpointError, DataError, UserError, format_key_mismatch
-from harness.evaluation import Evaluator
-from harness.methods.base import PruningMethod
-from harness.tasks import Task, TaskConfig, TrainRecipe
-from harness.training import EpochStats
+from harness.options import setting
+from harness.phases import EpochEnd, PhaseSpec
+from harness.tasks import Task, TaskConfig
 
 MODELS: tuple[str, ...] = ("yolov3", "yolov3-tiny", "yolov3-spp")
 # Method epochs per model: seed Table 3 at 2x (yolov3-tiny: 15 / 20 / 25 epochs for 1.19x / 2x / 3.33x; yolov3-spp:
@@ -44,8 +45,6 @@ MODELS: tuple[str, ...] = ("yolov3", "yolov3-tiny", "yolov3-spp")
 RECIPE_EPOCHS: dict[str, int] = {"yolov3-tiny": 20, "yolov3-spp": 15, "yolov3": 15}
 OPTIMIZERS: dict[str, str] = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}  # harness name -> Ultralytics name
 BACKENDS = ("faster-coco-eval", "pycocotools")
-# --opt keys the task reads itself; any other key must be an Ultralytics train argument (mosaic, close_mosaic, ...).
-TASK_OPTIONS = ("imgsz", "year", "iou", "conf", "val_batch", "backend", "verbose")
 # Ultralytics arguments the harness sets from its own flags (or must keep fixed for the protocol / offline use).
 RESERVED = {
     "model": "--model", "data": "--data", "epochs": "--epochs / --retrain-epochs", "batch": "--batch-size",
@@ -69,8 +68,34 @@ def yolo_prune_set(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.dim() == 4 and n.endswith(".weight") and ".dfl." not in n]
 
 
+def _imgsz(value: Any) -> int:
+    size = int(value)
+    if size < 32 or size % 32:
+        raise ValueError("imgsz must be a positive multiple of 32 (YOLO's largest stride)")
+    return size
+
+
+@dataclass
+class CocoOptions:
+    """The coco task's own options; any other `--opt key=value` must be an Ultralytics train argument
+    (mosaic, close_mosaic, cos_lr, ...), typed by Ultralytics' own `check_cfg`, and goes to its trainer."""
+
+    imgsz: int = setting(640, parse=_imgsz, help="Train/val image size, a multiple of 32.")
+    year: str | None = setting(None, choices=("2014", "2017"), help="Which converted split to use (default: "
+                               "2014 if present).")
+    iou: float = setting(0.7, gt=0.0, help="NMS IoU of validation (Ultralytics 8.x default; the old repo used 0.6).")
+    conf: float = setting(0.001, lo=0.0, help="Confidence threshold of validation.")
+    val_batch: int | None = setting(None, lo=1, help="Validation batch (default: twice the training batch).")
+    backend: str = setting("faster-coco-eval", choices=BACKENDS, help="COCO-API implementation.")
+    verbose: bool = setting(False, help="Show Ultralytics' own logging.")
+    extra: dict[str, Any] = field(default_factory=dict)  # Ultralytics train arguments passed through
+
+
 class CocoTask(Task):
     """YOLOv3 / YOLOv3-tiny / YOLOv3-SPP on COCO through Ultralytics 8.x."""
+
+    Options = CocoOptions
+    own_schedule: ClassVar[bool] = True  # Ultralytics' trainer keeps its own warm-up and lr schedule
 
     name = "coco"
     models = MODELS
@@ -81,33 +106,38 @@ class CocoTask(Task):
     data_hint = f"COCO 2014 (Darknet 5k split): {DATA_HINT}"
     default_rates = (2.0,)  # the rate Table 3 shares between yolov3-tiny and yolov3-spp
 
+    @classmethod
+    def extra_option(cls, key: str, value: Any) -> Any:  # type: ignore[override]
+        """An `--opt` key outside CocoOptions: an Ultralytics train argument, typed by Ultralytics' check_cfg."""
+        from harness.options import coerce
+
+        offline.configure()
+        from ultralytics.cfg import check_cfg
+        from ultralytics.utils import DEFAULT_CFG_KEYS
+
+        if key in RESERVED:
+            raise UserError(f"--opt {key}=… is set by the benchmark; use {RESERVED[key]} instead")
+        if key not in DEFAULT_CFG_KEYS:
+            names = ", ".join(f.name for f in __import__("dataclasses").fields(CocoOptions) if f.name != "extra")
+            raise UserError(f"--opt {key}=… is neither a coco task option ({names}) nor an Ultralytics train argument")
+        checked = {key: coerce(Any, value, f"--opt {key}")}
+        try:
+            check_cfg(checked, hard=True)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"--opt {key}: {str(exc).splitlines()[0]}") from None
+        return checked[key]
+
     def __init__(self, cfg: TaskConfig):
         super().__init__(cfg)
         from adapters.detection import trainer as _trainer  # configures offline mode, then imports ultralytics
 
         self._ul = _trainer
-        opts = dict(cfg.options)
-        self.imgsz = int(opts.pop("imgsz", 640))
-        self.year = str(opts.pop("year")) if "year" in opts else None
-        self.iou = float(opts.pop("iou", 0.7))  # Ultralytics 8.x NMS IoU; the old repo used 0.6 (B1)
-        self.conf = float(opts.pop("conf", 0.001))
+        opts = self.opts
+        self.imgsz, self.year, self.iou, self.conf = opts.imgsz, opts.year, opts.iou, opts.conf
         self.batch_size = int(cfg.batch_size or 16)
-        self.val_batch = int(opts.pop("val_batch", 2 * self.batch_size))  # the trainer's own val batch
-        self.backend = str(opts.pop("backend", "faster-coco-eval"))
-        self.verbose = bool(opts.pop("verbose", False))
-        if self.backend not in BACKENDS:
-            raise UserError(f"--opt backend={self.backend} is unknown; choose one of: {', '.join(BACKENDS)}")
-        if self.imgsz < 32 or self.imgsz % 32:
-            raise UserError(f"--opt imgsz={self.imgsz} must be a positive multiple of 32 (YOLO's largest stride)")
-        from ultralytics.utils import DEFAULT_CFG_KEYS
-
-        for key in opts:
-            if key in RESERVED:
-                raise UserError(f"--opt {key}=… is set by the benchmark; use {RESERVED[key]} instead")
-            if key not in DEFAULT_CFG_KEYS:
-                raise UserError(f"--opt {key}=… is neither a coco task option ({', '.join(TASK_OPTIONS)}) nor an "
-                                "Ultralytics train argument")
-        self.ul_options = opts  # passed through to Ultralytics' trainer (e.g. mosaic=0, close_mosaic=0, cos_lr=true)
+        self.val_batch = int(opts.val_batch or 2 * self.batch_size)  # the trainer's own val batch
+        self.backend, self.verbose = opts.backend, opts.verbose
+        self.ul_options = dict(opts.extra)  # passed through to Ultralytics' trainer (e.g. mosaic=0, close_mosaic=0, cos_lr=true)
 
         self.data_yaml: Path | None = None
         self.data_cfg: dict[str, Any] = {}
@@ -165,22 +195,6 @@ class CocoTask(Task):
             weakref.finalize(self, shutil.rmtree, str(self._workdir), True)
         return self._workdir
 
-    def train_loader(self) -> Iterable:
-        raise UserError("the coco task trains only through Ultralytics' trainer (method phase and retrain); dense "
-                        "pretraining in the shared loop is not offered: pass --weights (an Ultralytics detection .pt)")
-
-    def eval_loader(self) -> Iterable:
-        raise UserError("the coco task evaluates through Ultralytics' validator (CocoTask.evaluate), not a loader")
-
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        raise UserError("the coco task uses Ultralytics' loss inside its trainer; there is no shared-loop loss")
-
-    def predict(self, model: nn.Module, batch: Any) -> Any:
-        raise UserError("the coco task predicts through Ultralytics' validator (CocoTask.evaluate)")
-
-    def evaluator(self) -> Evaluator:
-        raise UserError("the coco task scores detections in CocoTask.evaluate (harness.evaluators.coco)")
-
     # ---- model -------------------------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         from ultralytics.nn.tasks import DetectionModel
@@ -237,14 +251,15 @@ class CocoTask(Task):
     def default_prune_set(self, model: nn.Module) -> list[str]:
         return yolo_prune_set(model)
 
-    def recipe(self) -> TrainRecipe:
-        # Ultralytics defaults with the old repo's explicit SGD (B3.3: 'auto' would pick AdamW or MuSGD).
+    @classmethod
+    def recipe(cls, model: str) -> TrainRecipe:
+        # Ultralytics defaults with the old repo's explicit SGD ('auto' would pick AdamW or MuSGD).
         return TrainRecipe(optimizer="sgd", lr=0.01, momentum=0.937, weight_decay=5e-4,
-                           epochs=RECIPE_EPOCHS[self.cfg.model], retrain_epochs=0, check_every=5)
+                           epochs=RECIPE_EPOCHS[model], retrain_epochs=0, check_every=5, batch_size=16)
 
     # ---- training through Ultralytics --------------------------------------------------------------------------
-    def fit_epochs(self) -> Callable[..., list[EpochStats]]:
-        return self.fit
+    def driver(self) -> "UltralyticsDriver":
+        return UltralyticsDriver(self)
 
     def ultralytics_overrides(self, phase: str, epochs: int, lr: float, optimizer: str, momentum: float,
                               weight_decay: float, amp: str | None) -> dict[str, Any]:
@@ -280,34 +295,6 @@ class CocoTask(Task):
             "exist_ok": True,
             "verbose": self.verbose,
         }
-
-    def fit(
-        self,
-        model: nn.Module,
-        method: PruningMethod,
-        *,
-        phase: str,
-        epochs: int,
-        on_epoch_end: Callable[[EpochStats, nn.Module, torch.optim.Optimizer], bool],
-        start_epoch: int = 1,
-        lr: float = 0.01,
-        optimizer: str = "sgd",
-        momentum: float = 0.937,
-        weight_decay: float = 5e-4,
-        amp: str | None = None,
-        max_steps: int | None = None,
-        optimizer_state: dict[str, Any] | None = None,
-    ) -> list[EpochStats]:
-        """One runner phase ("method" or "retrain") of `epochs` epochs in Ultralytics' trainer (a fresh trainer per
-        phase: its own warm-up, LR schedule and EMA, as a separate `yolo train` would have).
-
-        `on_epoch_end(stats, ema_module, optimizer)` runs after every epoch (the runner's hard-prune checks, records,
-        checkpoints) and returns True to stop early. The method is already attached to `model`; the model is trained
-        in place and holds the EMA's weights when this returns.
-        """
-        overrides = self.ultralytics_overrides(phase, epochs, lr, optimizer, momentum, weight_decay, amp)
-        return self._ul.run_phase(overrides, model, method, on_epoch_end, start_epoch, optimizer_state, max_steps,
-                                  self.verbose)
 
     # ---- evaluation --------------------------------------------------------------------------------------------
     def _gt(self) -> dict:
@@ -375,6 +362,13 @@ class CocoTask(Task):
             "n_detections_other_categories": float(other),
         }
 
+    def ground_truth_files(self) -> list[Path]:
+        gt = self.data_cfg.get("coco_gt_json")
+        return [Path(gt)] if gt else []
+
+    def evaluator_identity(self) -> dict[str, str]:
+        return {"name": f"harness.evaluators.coco ({self.backend}) on Ultralytics' validator", "version": "1"}
+
     def describe(self) -> dict[str, Any]:
         import ultralytics
 
@@ -414,3 +408,19 @@ class CocoTask(Task):
                 "ultralytics_overrides": dict(self.ul_options),
             },
         }
+
+
+class UltralyticsDriver:
+    """Ultralytics' trainer as a `TrainDriver` (harness/phases.py): one fresh trainer per phase (its own warm-up,
+    LR schedule and EMA, as a separate `yolo train` would have). After every epoch the runner's hooks get a deep copy
+    of the EMA to evaluate; at the end of the phase the model holds the EMA's weights."""
+
+    def __init__(self, task: CocoTask):
+        self.task = task
+
+    def fit(self, model: nn.Module, spec: PhaseSpec, on_epoch_end: EpochEnd) -> dict[str, Any]:
+        overrides = self.task.ultralytics_overrides(spec.name, spec.epochs, spec.lr, spec.optimizer, spec.momentum,
+                                                    spec.weight_decay, spec.amp)
+        self.task._ul.run_phase(overrides, model, spec.hooks, on_epoch_end, spec.start_epoch, spec.optimizer_state,
+                                spec.max_steps, self.task.verbose)
+        return {"schedule": {"kind": "ultralytics", "lr0": spec.lr, "epochs": spec.epochs}}

@@ -19,6 +19,7 @@ Task options (`--opt key=value`):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,36 +33,38 @@ from adapters.lanes.evaluator import TuSimpleEvaluator
 from adapters.lanes.loss import TUSIMPLE_WEIGHTS, ufld_loss
 from adapters.lanes.tusimple_data import TuSimpleTest, TuSimpleTrain, check_layout, load_test_gt, read_test_list
 from adapters.lanes.ufld_model import ParsingNet, build_ufld, load_ufld_checkpoint
+from harness.config import TrainRecipe
 from harness.errors import UserError
 from harness.evaluation import inference_on_dataset
-from harness.tasks import Task, TaskConfig, TrainRecipe
-
-OPTION_KEYS = ("aux", "griding", "input_size", "augment")
+from harness.options import setting
+from harness.tasks import LoopTask, TaskConfig
 DEFAULT_BATCH = 32  # configs/tusimple.py
 
 
-def _as_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.lower() in ("true", "1", "yes")
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise UserError(f"task option {key} must be true or false, got {value!r}")
-
-
 def _as_size(value: Any) -> tuple[int, int]:
-    """[H, W], (H, W) or "HxW" -> (H, W)."""
+    """[H, W], (H, W) or "HxW" -> (H, W), multiples of 32."""
     if isinstance(value, str) and "x" in value.lower():
         value = value.lower().split("x")
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise UserError(f"task option input_size must be [H, W] or 'HxW' (multiples of 32), got {value!r}") from None
+    elif isinstance(value, str):
+        import json
+
+        value = json.loads(value)
+    h, w = (int(v) for v in value)
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise ValueError
     return h, w
 
 
-class TuSimpleTask(Task):
+@dataclass
+class TuSimpleOptions:
+    aux: bool = setting(False, help="Build UFLD's auxiliary segmentation head and add its loss (training only).")
+    griding: int = setting(GRIDING_NUM, lo=2, help="Location cells per row (official checkpoints: 100).")
+    input_size: tuple[int, int] = setting(INPUT_SIZE, parse=_as_size, help="Input [H, W] or 'HxW', multiples "
+                                          "of 32 (official checkpoints: 288x800; smaller only for smoke runs).")
+    augment: bool = setting(True, help="UFLD's rotation/shift augmentation of training frames.")
+
+
+class TuSimpleTask(LoopTask):
     name = "tusimple"
     models = ("ufld_resnet18", "ufld_resnet34")
     default_model = "ufld_resnet18"
@@ -71,27 +74,18 @@ class TuSimpleTask(Task):
     data_hint = "data_scripts/tusimple_download.py + data_scripts/tusimple_convert.py (or make_synthetic_tusimple.py)"
     # Seed paper Table 4 rates (slr_admm_spec §10.4); a single run uses the first.
     default_rates = (1.82, 2.54, 4.21, 12.10, 16.85, 22.80, 35.25, 77.67)
+    Options = TuSimpleOptions
 
     def __init__(self, cfg: TaskConfig):
         super().__init__(cfg)
-        unknown = sorted(set(cfg.options) - set(OPTION_KEYS))
-        if unknown:
-            raise UserError(f"unknown tusimple option(s) {', '.join(unknown)}; known: {', '.join(OPTION_KEYS)}")
-        opts = cfg.options
-        self.use_aux = _as_bool("aux", opts.get("aux", False))
-        self.augment = _as_bool("augment", opts.get("augment", True))
-        try:
-            self.griding = int(opts.get("griding", GRIDING_NUM))
-        except (TypeError, ValueError):
-            raise UserError(f"task option griding must be an integer, got {opts.get('griding')!r}") from None
-        self.input_size = _as_size(opts.get("input_size", INPUT_SIZE))
+        self.use_aux = self.opts.aux
+        self.augment = self.opts.augment
+        self.griding = self.opts.griding
+        self.input_size = tuple(self.opts.input_size)
         self.root = check_layout(cfg.data)
         self._train_set: TuSimpleTrain | None = None
         self._test_set: TuSimpleTest | None = None
         self._gt: list[dict] | None = None
-        # One generator for all training loaders: the runner asks for a fresh loader every epoch, and a generator
-        # re-seeded each time would replay the same shuffle order and augmentations epoch after epoch.
-        self._shuffle_gen = torch.Generator().manual_seed(cfg.seed)
         self._load_facts: dict[str, Any] = {}
 
     # ---- model -----------------------------------------------------------------------------------------------------
@@ -115,7 +109,8 @@ class TuSimpleTask(Task):
             if isinstance(mod, (nn.Conv2d, nn.Linear)) and not name.startswith("aux_")
         ]
 
-    def recipe(self) -> TrainRecipe:
+    @classmethod
+    def recipe(cls, model: str) -> TrainRecipe:
         """UFLD's TuSimple settings (A8.2) with the seed's 40 method epochs + 5 masked-retrain epochs (§9.2 T4).
 
         Each phase (dense pretraining, method, masked retrain) runs upstream's per-iteration schedule over its own
@@ -125,19 +120,21 @@ class TuSimpleTask(Task):
         """
         return TrainRecipe(optimizer="adam", lr=4e-4, momentum=0.9, weight_decay=1e-4, scheduler="cosine-iter",
                            warmup_iters=100, epochs=40, retrain_epochs=5, retrain_lr=None, pretrain_epochs=100,
-                           pretrain_lr=4e-4, check_every=10)
+                           pretrain_lr=4e-4, check_every=10, batch_size=DEFAULT_BATCH)
 
     # ---- data ------------------------------------------------------------------------------------------------------
     def _batch_size(self) -> int:
         return self.cfg.batch_size or DEFAULT_BATCH
 
-    def train_loader(self) -> DataLoader:
+    def train_loader(self, seed: int) -> DataLoader:
         if self._train_set is None:
             self._train_set = TuSimpleTrain(self.root, self.griding, self.input_size, self.use_aux, self.augment,
-                                            seed=self.cfg.seed)
+                                            seed=seed)
+        # The epoch's seed drives both the shuffle and (in the main process) the augmentation draws.
+        self._train_set.seed, self._train_set._rng = seed, None
         return DataLoader(self._train_set, batch_size=self._batch_size(), shuffle=True, drop_last=False,
                           num_workers=self.cfg.workers, pin_memory=self.cfg.device.type == "cuda",
-                          generator=self._shuffle_gen)
+                          generator=torch.Generator().manual_seed(seed))
 
     def _test(self) -> TuSimpleTest:
         if self._test_set is None:
@@ -178,6 +175,9 @@ class TuSimpleTask(Task):
         ev = self.evaluator()
         metrics = inference_on_dataset(model, self.eval_loader(), ev, self.predict, desc="predict")
         return write_prediction_file(ev.records, path), metrics
+
+    def ground_truth_files(self) -> list[Path]:
+        return [self.root / TEST_LABEL_FILE]
 
     def describe(self) -> dict[str, Any]:
         info = super().describe() | {

@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 
 from adapters.lanes.constants import GRIDING_NUM, INPUT_SIZE, NUM_LANES, ROW_ANCHORS
-from harness.checkpoints import extract_state_dict, load_strict, read_checkpoint
+from harness.weights import extract_state_dict, load_strict, read_checkpoint
 from harness.errors import CheckpointError, UserError
 
 BACKBONES = ("18", "34")  # the BasicBlock ResNets; deeper ones would need 4x the head channels (A1.1)

@@ -2,7 +2,7 @@
 
     Z^{k+1} = Pi(W^{k+1} + U^k);   U^{k+1} = U^k + W^{k+1} - Z^{k+1}
 
-applied at batch 0 of every `update_every`-th epoch from epoch 2; W takes an optimizer step on every batch with the
+applied at batch 0 of epochs 1+T, 1+2T, ... (T = `update_every`, the authors' cadence); W takes an optimizer step on every batch with the
 penalty (rho/2)||W - Z + U||^2. In `reference` mode the autograd leak is emulated: the penalty gradient is scaled by
 1 + (number of U updates so far), as the reference code's graph does (spec §0.4).
 """
@@ -26,6 +26,11 @@ class ADMM(PenaltyMethod):
             raise ValueError(f"mode must be one of {MODES}")
         super().__init__(rho=rho, update_every=update_every, dual_grad_leak=(mode == "reference"), projection=projection)
         self.mode = mode
+
+    @classmethod
+    def from_settings(cls, settings, *, epochs: int, seed: int, options: dict[str, Any]) -> "ADMM":
+        return cls(rho=settings.rho, update_every=settings.update_every, mode=settings.mode,
+                   projection=settings.projection)
 
     def config(self) -> dict[str, Any]:
         return super().config() | {"mode": self.mode}

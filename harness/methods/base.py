@@ -17,7 +17,7 @@ Pruning state belongs to the tensor it prunes (`PrunedTensor`, found by paramete
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from torch import nn
 from harness.errors import UserError
 from harness.projection import project
 from harness.sparsity import SparsityPlan
+
+if TYPE_CHECKING:
+    from harness.config import MethodSettings
 
 
 @dataclass
@@ -68,6 +71,7 @@ class PruningMethod:
     # False: the method does no training of its own before the hard prune (one-shot magnitude, random); the runner
     # then gives the method-phase epochs to masked retraining so every method spends the same budget.
     trains: ClassVar[bool] = True
+    Options: ClassVar[type | None] = None  # a plugin method's own settings (dataclass), from --method-opt
 
     def __init__(self, projection: str = "topk"):
         self.projection = projection
@@ -76,6 +80,19 @@ class PruningMethod:
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
         self.updates: list[dict[str, Any]] = []  # per dual/Z update log (SLR, ADMM)
+
+    @classmethod
+    def from_settings(cls, settings: "MethodSettings", *, epochs: int, seed: int,
+                      options: dict[str, Any]) -> "PruningMethod":
+        """Build from the shared settings; methods that need more of them override this."""
+        if cls.Options is None:
+            if options:
+                raise UserError(f"method {cls.name!r} takes no --method-opt options (got {', '.join(options)})")
+            return cls(projection=settings.projection)
+        from harness.options import build
+
+        return cls(projection=settings.projection, options=build(cls.Options, options,
+                                                                 f"--method-opt for {cls.name}:"))  # type: ignore[call-arg]
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def attach(self, model: nn.Module, plan: SparsityPlan) -> None:

@@ -37,6 +37,10 @@ class RandomPruning(PruningMethod):
         super().__init__(projection=projection)
         self.seed = seed
 
+    @classmethod
+    def from_settings(cls, settings, *, epochs: int, seed: int, options: dict[str, Any]) -> "RandomPruning":
+        return cls(seed=seed, projection=settings.projection)  # the run's --seed draws the mask
+
     def config(self) -> dict[str, Any]:
         return super().config() | {"seed": self.seed}
 
@@ -57,6 +61,10 @@ class IterativeMagnitude(PruningMethod):
         self.rounds = max(1, int(rounds))
         self.epochs = max(1, int(epochs))
         self.round = 0
+
+    @classmethod
+    def from_settings(cls, settings, *, epochs: int, seed: int, options: dict[str, Any]) -> "IterativeMagnitude":
+        return cls(rounds=settings.rounds, epochs=epochs, projection=settings.projection)
 
     def config(self) -> dict[str, Any]:
         return super().config() | {"rounds": self.rounds, "schedule": "geometric"}

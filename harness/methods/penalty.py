@@ -62,10 +62,12 @@ class PenaltyMethod(PruningMethod, ABC):
         return self.rho * (1.0 + self.leak_c if self.dual_grad_leak else 1.0)
 
     def is_update_batch(self, epoch: int, batch_idx: int) -> bool:
+        """Batch 0 of epochs 1+T, 1+2T, ... (T = update_every), as the authors' code does
+        (`(epoch - 1) % T == 0` from epoch 2 on)."""
         return (
             batch_idx == 0
             and epoch >= self.first_update_epoch
-            and (epoch - self.first_update_epoch) % self.update_every == 0
+            and (epoch - 1) % self.update_every == 0
         )
 
     # ---- hooks -------------------------------------------------------------------------------------------------

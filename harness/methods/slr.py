@@ -79,6 +79,12 @@ class SLR(PenaltyMethod):
         self.ce = 0.0
         self.ce_prev = 0.0
 
+    @classmethod
+    def from_settings(cls, settings, *, epochs: int, seed: int, options: dict[str, Any]) -> "SLR":
+        s = settings
+        return cls(rho=s.rho, M=s.M, r=s.r, s0=s.s0, update_every=s.update_every, mode=s.mode,
+                   projection=s.projection, **s.slr_overrides())
+
     def config(self) -> dict[str, Any]:
         return super().config() | {"mode": self.mode, "M": self.M, "r": self.r, "s0": self.s0, **asdict(self.toggles)}
 

@@ -1,4 +1,6 @@
-"""Loading users' weight files strictly, with errors that list what does not match."""
+"""Loading users' dense weight files (`--weights`) strictly, with errors that list what does not match.
+
+Not the resume checkpoints of a run: those are harness/resume.py."""
 
 from __future__ import annotations
 

@@ -1,0 +1,185 @@
+"""What defines a run, declared once: `RunConfig` (the run), `MethodSettings` (the pruning method's knobs) and
+`TrainRecipe` (a task's default optimisation settings).
+
+The CLI flags of `benchmark run` and `benchmark sweep`, the sweep YAML keys and the validation all come from these
+fields (harness/options.py), so a default or a bound lives in exactly one place. Fields left None take the task's
+recipe value; `resolve()` fills them in before the run id is computed, so the same experiment has one id however it
+was asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from harness.options import build, setting
+
+DEFAULT_OUT = "prunebench_runs"
+DEFAULT_STORE = "prunebench.sqlite"
+AMP_DTYPES = ("bf16", "fp16")
+OPTIMIZERS = ("adam", "sgd", "adamw")
+MODES = ("paper", "reference")
+
+
+def _methods() -> list[str]:
+    from harness.methods import METHODS
+
+    return METHODS.names()
+
+
+def _projections() -> list[str]:
+    from harness.projection import PROJECTIONS
+
+    return list(PROJECTIONS)
+
+
+def _schedulers() -> list[str]:
+    from harness.schedules import SCHEDULERS
+
+    return list(SCHEDULERS)
+
+
+@dataclass
+class MethodSettings:
+    """Hyper-parameters of the pruning methods (defaults: the seed paper's; SLR/ADMM share rho and the cadence)."""
+
+    mode: str = setting("paper", choices=MODES, help="SLR/ADMM: 'paper' follows the printed equations; 'reference' "
+                        "reproduces the authors' code (W_prev aliasing, zero snapshots, autograd-leak scaling).")
+    rho: float = setting(0.1, gt=0.0, help="Penalty rho of SLR and ADMM.")
+    s0: float = setting(0.01, gt=0.0, help="SLR initial stepsize s0.")
+    M: float = setting(300.0, gt=0.0, flag="--M", help="SLR stepsize parameter M of eq. (11).")
+    r: float = setting(0.1, gt=0.0, flag="--r", help="SLR stepsize parameter r of eq. (11).")
+    update_every: int = setting(1, lo=1, help="Epochs between SLR/ADMM dual/Z updates (ADMM's T): updates at "
+                                "epochs 1+T, 1+2T, ... as in the authors' code.")
+    projection: str = setting("topk", choices=_projections, help="Projection onto the sparse set: topk (exact, on "
+                              "the device) or percentile (the reference code's numpy thresholds).")
+    rounds: int = setting(4, lo=1, help="Iterative magnitude pruning: number of pruning rounds.")
+    # SLR toggles: None keeps the mode's value (harness/methods/slr.py SLRToggles); set one to ablate it.
+    wprev_alias: Optional[bool] = setting(None, help="SLR: W_prev aliases the live weights (reference bug).")
+    prev_init: Optional[str] = setting(None, choices=("zeros", "initial"), help="SLR: W_prev/Z_prev start at "
+                                       "zeros (reference) or at W0/Z0 (paper).")
+    dual_grad_leak: Optional[bool] = setting(None, help="SLR: emulate the reference autograd leak.")
+    cond2_f: Optional[str] = setting(None, choices=("ce_vs_ce_prev", "cancel"), help="SLR: f in condition (8): "
+                                     "ce vs ce_prev (reference) or cancelling (paper).")
+    stage2_numerator: Optional[str] = setting(None, choices=("reference", "paper"), help="SLR: eq. (10) numerator.")
+    norm_agg: Optional[str] = setting(None, choices=("sum", "global"), help="SLR: sum of per-layer norms "
+                                      "(reference) or one global norm (paper).")
+    guard_eps: Optional[float] = setting(None, lo=0.0, help="SLR: skip a stepsize update when the denominator "
+                                         "is below guard_eps*(numerator+1).")
+
+    SLR_TOGGLES = ("wprev_alias", "prev_init", "dual_grad_leak", "cond2_f", "stage2_numerator", "norm_agg",
+                   "guard_eps")
+
+    def slr_overrides(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.SLR_TOGGLES if getattr(self, k) is not None}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "settings") -> "MethodSettings":
+        values = dict(values)
+        values.update(values.pop("slr_overrides", None) or {})  # records and configs of earlier versions
+        values.pop("seed", None)  # random pruning now takes the run's seed
+        return build(cls, values, where)
+
+
+@dataclass
+class TrainRecipe:
+    """A task's default optimisation settings (each overridable from the CLI)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "constant"  # constant | cosine (per epoch) | cosine-iter (per iteration), over each phase
+    warmup_iters: int = 0  # linear warm-up iterations at the start of each phase (cosine-iter only)
+    epochs: int = 10  # method (SLR/ADMM) epochs
+    retrain_epochs: int = 0
+    retrain_lr: float | None = None  # None: same as lr
+    pretrain_epochs: int = 0  # dense training when no weights are given
+    pretrain_lr: float | None = None
+    check_every: int = 0  # hard-prune check period in epochs (0: only at the end)
+    batch_size: int | None = None  # None: the task decides
+
+
+def _identity_free(name: str) -> bool:
+    return name in RunConfig.NOT_IDENTITY
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. Fields left None take the task's recipe defaults (see `resolve`)."""
+
+    task: str = setting("digits", help="Task (see `benchmark tasks`).")
+    model: Optional[str] = setting(None, help="Model (default: the task's).")
+    method: str = setting("slr", choices=_methods, help="Pruning method.")
+    rate: Optional[float] = setting(None, gt=1.0, help="Target compression rate C = counted params / non-zeros "
+                                    "(the paper's rule), e.g. 8.71.")
+    prune_config: Optional[str] = setting(None, help="YAML 'prune_ratios: {param_name: ratio}' instead of --rate.")
+    prune_pattern: Optional[str] = setting(None, help="Regex over parameter names replacing the task's prune set.")
+    data: Optional[str] = setting(None, help="Dataset folder (see the task's data script).")
+    weights: Optional[str] = setting(None, help="Dense weights, loaded strictly (mismatches list the keys).")
+    trust_weights: bool = setting(False, help="Allow --weights files that pickle Python objects (Ultralytics "
+                                  "checkpoints); only for files from a source you trust: unpickling runs code.")
+    epochs: Optional[int] = setting(None, lo=0, help="Method (SLR/ADMM) epochs. Default: the task's recipe.")
+    retrain_epochs: Optional[int] = setting(None, lo=0, help="Masked-retrain epochs after the hard prune.")
+    pretrain_epochs: Optional[int] = setting(None, lo=0, help="Without --weights: train the dense model first "
+                                             "(cached by every setting that changes it).")
+    batch_size: Optional[int] = setting(None, lo=1, help="Training batch size.")
+    optimizer: Optional[str] = setting(None, choices=OPTIMIZERS, help="Optimizer.")
+    lr: Optional[float] = setting(None, gt=0.0, help="Learning rate of the method phase.")
+    retrain_lr: Optional[float] = setting(None, gt=0.0, help="Learning rate of masked retraining.")
+    weight_decay: Optional[float] = setting(None, lo=0.0, help="Weight decay.")
+    scheduler: Optional[str] = setting(None, choices=_schedulers, help="LR schedule of each phase: constant, "
+                                       "cosine (per epoch) or cosine-iter (per iteration with linear warm-up, "
+                                       "UFLD's). Default: the task's recipe.")
+    warmup_iters: Optional[int] = setting(None, lo=0, help="Linear warm-up iterations of cosine-iter.")
+    check_every: Optional[int] = setting(None, lo=0, help="Evaluate a hard-pruned copy every N method epochs "
+                                         "(0: only at the end).")
+    early_stop: Optional[float] = setting(None, help="Stop the method phase once the hard-pruned metric reaches "
+                                          "this value.")
+    settings: MethodSettings = setting(default_factory=MethodSettings, cli=False)
+    device: str = setting("auto", help="auto, cpu, cuda or cuda:N.")
+    amp: Optional[str] = setting(None, choices=AMP_DTYPES, help="Autocast dtype (fp16 adds a gradient scaler).")
+    seed: int = setting(0, lo=0, help="Random seed (data order, augmentation, initialisation, random masks).")
+    workers: int = setting(0, lo=0, help="Data-loader worker processes.")
+    options: dict[str, Any] = setting(default_factory=dict, cli=False)  # task options (--opt key=value)
+    method_options: dict[str, Any] = setting(default_factory=dict, cli=False)  # a plugin method's own options
+    max_steps: Optional[int] = setting(None, lo=1, help="Cap on steps per epoch (smoke runs).")
+    # Where things go and how often to checkpoint: not part of the run's identity (they do not change the result).
+    store: str = setting(DEFAULT_STORE, help="Results store (SQLite file).")
+    out: str = setting(DEFAULT_OUT, help="Folder for run folders (record, checkpoint, pruned model).")
+    checkpoint_every: int = setting(1, lo=0, help="Epochs between resume checkpoints (always at a phase's end; "
+                                    "0: none). Raise it for big models: a UFLD checkpoint is about 2 GB.")
+    keep_checkpoint: bool = setting(False, help="Keep checkpoint.pt after the run completes (only resuming needs "
+                                    "it).")
+
+    NOT_IDENTITY = ("store", "out", "workers", "device", "checkpoint_every", "keep_checkpoint", "trust_weights")
+    # Axes of a sweep grid (set per cell, not under `run:`) and fields with their own YAML section.
+    GRID_FIELDS = ("task", "model", "method", "rate", "seed")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide the result (hashed into the run id)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if not _identity_free(k)}
+
+    def run_id(self) -> str:
+        digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+        rate = f"{self.rate:g}x" if self.rate is not None else "cfg"
+        raw = f"{self.task}-{self.model}-{self.method}-{rate}-s{self.seed}-{digest}"
+        return re.sub(r"[^A-Za-z0-9._-]", "_", raw)  # names are registry-checked; this is a second fence
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "run") -> "RunConfig":
+        """A config from a record's `config` or a YAML mapping: every value typed and checked."""
+        values = dict(values)
+        settings = MethodSettings.from_dict(values.pop("settings", None) or {}, f"{where} settings")
+        for key in ("options", "method_options"):
+            if values.get(key) is None:
+                values.pop(key, None)
+        values = {k: v for k, v in values.items() if k not in ("schedule", "method_config")}  # recorded outputs
+        cfg = build(cls, values, where)
+        cfg.settings = settings
+        return cfg
