@@ -90,3 +90,80 @@ def test_cifar_batch_that_is_a_directory(tmp_path):
     (tmp_path / "data_batch_1").mkdir()
     with pytest.raises(DataError, match="is a directory"):
         read_cifar_batch(tmp_path / "data_batch_1")
+
+
+# ---- weight files -----------------------------------------------------------------------------------------------
+def _coco_task(weights: Path, trust: bool = False):
+    from harness.tasks import TaskConfig, build_task
+
+    cfg = TaskConfig(model="yolov3-tiny", weights=weights, options={"imgsz": 64})
+    cfg.trust_weights = trust  # what --trust-weights sets
+    return build_task("coco", cfg)
+
+
+def _ultralytics_save(model: torch.nn.Module, path: Path) -> None:
+    """The layout Ultralytics' trainer saves (ultralytics/engine/trainer.py save_model): the fp16 module itself."""
+    import copy
+
+    torch.save({"epoch": -1, "best_fitness": None, "model": copy.deepcopy(model).half(), "ema": None,
+                "updates": 0, "optimizer": None, "train_args": {"model": "yolov3-tiny.yaml"}, "date": "2026-12-01",
+                "version": "8.4.190"}, path)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel("yolov3-tiny.yaml", nc=80, verbose=False)
+
+
+def test_ultralytics_checkpoint_needs_trust(tmp_path, tiny_model, caplog):
+    path = tmp_path / "yolov3-tiny.pt"
+    _ultralytics_save(tiny_model, path)
+    with pytest.raises(CheckpointError, match="--trust-weights") as err:
+        _coco_task(path).build_model()
+    assert "DetectionModel" in _one_line(err.value)
+    with caplog.at_level("WARNING", logger="prunebench"):
+        loaded = _coco_task(path, trust=True).build_model()
+    assert any("unpickling" in r.getMessage() and "\n" not in r.getMessage() for r in caplog.records)
+    assert all(torch.equal(a.half().float(), b) for a, b in
+               zip(tiny_model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_plain_state_dict_loads_without_trust(tmp_path, tiny_model, caplog):
+    path = tmp_path / "sd.pt"
+    torch.save(tiny_model.state_dict(), path)
+    with caplog.at_level("WARNING", logger="prunebench"):
+        loaded = _coco_task(path).build_model()
+    assert not caplog.records
+    assert all(torch.equal(a, b) for a, b in zip(tiny_model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_planted_weights_do_not_execute(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": _Planted(marker)}, path)
+    with pytest.raises(CheckpointError, match="--trust-weights") as err:
+        _coco_task(path).build_model()
+    assert "system" in _one_line(err.value) and not marker.exists()
+    # harness/checkpoints.py (the other tasks' --weights) reads weights-only too
+    with pytest.raises(CheckpointError) as err:
+        load_weights(torch.nn.Linear(2, 2), path)
+    assert not marker.exists() and "trusted source" in _one_line(err.value)
+
+
+@pytest.mark.parametrize("content", [b"hello world\n", b"PK\x03\x04 truncated zip", b"", b"\x80\x02}q\x00."])
+def test_junk_weight_files_are_one_line_errors(tmp_path, content):
+    path = tmp_path / "w.pt"
+    path.write_bytes(content)
+    for load in (lambda: load_weights(torch.nn.Linear(2, 2), path), lambda: _coco_task(path).build_model()):
+        with pytest.raises(CheckpointError) as err:
+            load()
+        _one_line(err.value)
+
+
+def test_weights_that_are_a_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_weights(torch.nn.Linear(2, 2), tmp_path)
+    with pytest.raises(CheckpointError, match="is a directory"):
+        _coco_task(tmp_path).build_model()

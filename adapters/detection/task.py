@@ -32,6 +32,7 @@ import yaml
 from torch import nn
 
 from harness import offline
+from harness.checkpoints import read_checkpoint
 from harness.errors import CheckpointError, DataError, UserError, format_key_mismatch
 from harness.evaluation import Evaluator
 from harness.methods.base import PruningMethod
@@ -198,14 +199,11 @@ class CocoTask(Task):
         """Load an Ultralytics detection checkpoint (`{"ema"|"model": module}`) or a plain state dict, strictly."""
         from ultralytics.nn.tasks import guess_model_task
 
-        if not path.is_file():
+        if not path.exists():
             raise CheckpointError(f"weights file {path} does not exist (give a local path; nothing is downloaded)")
-        try:
-            # Ultralytics checkpoints pickle whole modules, so weights_only=False is required (as Ultralytics does).
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {first}") from None
+        # Ultralytics checkpoints pickle whole modules: the safe loader reads plain state dicts, and a module pickle
+        # is unpickled in full only when the user vouches for the file (--trust-weights).
+        obj = read_checkpoint(path, trust=getattr(self.cfg, "trust_weights", False), hint="pass --trust-weights")
         src = obj
         if isinstance(obj, dict) and isinstance(obj.get("ema") or obj.get("model"), nn.Module):
             src = obj.get("ema") or obj.get("model")
