@@ -135,3 +135,105 @@ def test_record_readers_name_directories_and_encodings(tmp_path):
     (tmp_path / "runs" / "x" / "record.json").mkdir(parents=True)
     with pytest.raises(UserError, match="is a directory"):
         load_records(tmp_path / "runs")
+
+
+# ---- property-based: whatever a results file holds, the readers end in records or one UserError line -------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def _read(source: Path) -> list[dict]:
+    """load_records must return valid records or raise a one-line UserError; anything else fails the test."""
+    try:
+        records = load_records(source)
+    except UserError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return []
+    assert all(isinstance(r, dict) and check_record(r, "reread") is r for r in records)
+    return records
+
+
+def _mutate(record: dict, path: list[str], value: Any, delete: bool) -> dict:
+    doc = record
+    for key in path[:-1]:
+        if not isinstance(doc.get(key), dict):
+            return record
+        doc = doc[key]
+    if delete:
+        doc.pop(path[-1], None)
+    else:
+        doc[path[-1]] = value
+    return record
+
+
+KEY_PATHS = [["run_id"], ["status"], ["schema_version"], ["metrics"], ["metrics", "retrained"], ["curves"],
+             ["curves", "train"], ["config"], ["config", "seed"], ["provenance"], ["provenance", "started"],
+             ["metrics_full", "retrained"], ["artifacts"], ["timing"], ["updates"], ["model"]]
+
+
+@PROPERTY
+@given(doc=json_values)
+def test_any_json_file(tmp_path, doc):
+    import json
+
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps(doc))
+    _read(path)
+
+
+@PROPERTY
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_file(tmp_path, raw):
+    path = tmp_path / "records.json"
+    path.write_bytes(raw)
+    _read(path)
+
+
+@PROPERTY
+@given(key=st.sampled_from(KEY_PATHS), value=json_values, delete=st.booleans(), as_list=st.booleans())
+def test_records_with_any_field_changed(tmp_path, key, value, delete, as_list):
+    import json
+
+    doc = _mutate(make_record(), key, value, delete)
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps([doc, make_record("other")] if as_list else doc))
+    records = _read(path)
+    assert len(records) in (0, 2 if as_list else 1)
+
+
+@PROPERTY
+@given(rows=st.lists(st.none() | st.text(max_size=30) | st.binary(max_size=30) | st.integers(-2**63, 2**63 - 1)
+                     | json_values.map(lambda v: __import__("json").dumps(v)), min_size=1, max_size=4))
+def test_any_store_rows(tmp_path_factory, rows):
+    path = tmp_path_factory.mktemp("store") / "s.sqlite"
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, started TEXT, record)")
+        db.executemany("INSERT INTO runs VALUES (?, '', ?)", [(str(i), v) for i, v in enumerate(rows)])
+    db.close()
+    _read(path)
+
+
+@PROPERTY
+@given(files=st.lists(st.tuples(st.sampled_from(["a", "b/c", "d/e/f"]), st.binary(max_size=60) | json_values.map(
+    lambda v: __import__("json").dumps(v).encode())), max_size=4))
+def test_any_folder_of_run_folders(tmp_path_factory, files):
+    root = tmp_path_factory.mktemp("runs")
+    for folder, content in files:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "record.json").write_bytes(content)
+    _read(root)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000,
+                                  "1" * 5000, "NaN", '{"schema_version": 1e999}'])
+def test_pathological_json(tmp_path, text):
+    (tmp_path / "r.json").write_text(text)
+    assert _read(tmp_path / "r.json") == []
