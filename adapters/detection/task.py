@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
-import yaml
 from torch import nn
 
 from harness import offline
@@ -38,6 +37,7 @@ from harness.evaluation import Evaluator
 from harness.methods.base import PruningMethod
 from harness.tasks import Task, TaskConfig, TrainRecipe
 from harness.training import EpochStats
+from harness.yamlio import load_yaml
 
 MODELS: tuple[str, ...] = ("yolov3", "yolov3-tiny", "yolov3-spp")
 # Method epochs per model: seed Table 3 at 2x (yolov3-tiny: 15 / 20 / 25 epochs for 1.19x / 2x / 3.33x; yolov3-spp:
@@ -136,10 +136,7 @@ class CocoTask(Task):
             raise DataError(f"COCO data {path} does not exist; make it with {DATA_HINT}")
         elif path.suffix not in (".yaml", ".yml"):
             raise DataError(f"--data {path} must be a converted COCO folder or a dataset YAML")
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise DataError(f"cannot read dataset YAML {path}: {str(exc).splitlines()[0]}") from None
+        doc = load_yaml(path, "dataset YAML", DataError)
         if not isinstance(doc, dict) or not all(k in doc for k in ("train", "val", "names")):
             raise DataError(f"{path} is not an Ultralytics dataset YAML (needs train, val and names)")
         if "download" in doc:
