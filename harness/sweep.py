@@ -156,29 +156,8 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 # An unreadable lock (empty: created but not yet written; garbage; a pid that cannot be a process) is the owner's
 # only while it may still be writing it: after this many seconds (or `stale_after`, if shorter) it is taken over.
 MALFORMED_GRACE = 5.0
-PID_MAX = 2**22  # Linux's PID_MAX_LIMIT: a larger "pid" is not a process id
-
-
-def _proc_start(pid: int) -> str | None:
-    """The process start time in clock ticks (Linux /proc): tells a live pid from a reused one."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]  # field 22 overall; fields after the "(comm)" start at 3
-    except (OSError, IndexError, UnicodeDecodeError):
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists. Only positive pids: os.kill(0 or -1, ...) addresses groups, not a process."""
-    if not 0 < pid < PID_MAX:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+# The process checks live in harness/procs.py (scratch folders use them too).
+from harness.procs import PID_MAX, pid_alive as _pid_alive, proc_start as _proc_start  # noqa: E402
 
 
 def _valid_holder(doc: Any) -> bool:

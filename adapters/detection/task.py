@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -157,9 +156,7 @@ class CocoTask(Task):
         """Scratch folder for Ultralytics' run files (args.yaml, results.csv, predictions.json), removed with the
         task: nothing lands in the CWD's runs/ or in $HOME."""
         if self._workdir is None:
-            base = offline.state_dir()
-            base.mkdir(parents=True, exist_ok=True)
-            self._workdir = Path(tempfile.mkdtemp(prefix="coco-", dir=base))
+            self._workdir = offline.scratch_dir("coco")  # also removes those of killed runs
             weakref.finalize(self, shutil.rmtree, str(self._workdir), True)
         return self._workdir
 
