@@ -29,3 +29,14 @@ def read_text(path: str | Path, what: str, error: type[UserError] = UserError, h
     except UnicodeDecodeError as exc:
         raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}){tail}") \
             from None
+
+
+def require_dir(path: str | Path, what: str, error: type[UserError] = UserError, hint: str = "") -> Path:
+    """`path` if it is a folder; otherwise `error` saying whether it is missing or a file given for a folder."""
+    path = Path(path)
+    tail = f"; {hint}" if hint else ""
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise error(f"{what} {path} is a file, not a folder{tail}")
+    raise error(f"{what} {path} does not exist{tail}")

@@ -118,3 +118,17 @@ def test_coco_lists_and_yamls(tmp_path):
     _one_line(err.value)
     with pytest.raises(DataError, match="alias"):
         build_task("coco", TaskConfig(model="yolov3-tiny", data=_write(tmp_path, "bomb.yaml", BOMB)))
+
+
+def test_files_given_for_folders(tmp_path):
+    from adapters.detection.coco_data import check_coco_layout, convert_coco
+    from adapters.lanes.tusimple_data import check_layout
+
+    a_file = _write(tmp_path, "data.txt", "x")
+    for call in (lambda: check_coco_layout(a_file), lambda: convert_coco(a_file, tmp_path / "out", "2014"),
+                 lambda: check_layout(a_file)):
+        with pytest.raises(DataError, match="is a file, not a folder") as err:
+            call()
+        _one_line(err.value)
+    with pytest.raises(DataError, match="does not exist"):
+        check_layout(tmp_path / "missing")

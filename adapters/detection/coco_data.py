@@ -38,7 +38,7 @@ from typing import Any, Iterable, Literal
 import yaml
 
 from harness.errors import DataError
-from harness.userfiles import read_text
+from harness.userfiles import read_text, require_dir
 from harness.yamlio import load_yaml
 from harness.evaluators.coco import COCO91_TO_COCO80
 
@@ -201,8 +201,7 @@ def convert_coco(
     if images not in ("symlink", "copy"):
         raise DataError(f"images must be 'symlink' or 'copy', got {images!r}")
     src, out = Path(src).resolve(), Path(out).resolve()
-    if not src.is_dir():
-        raise DataError(f"COCO source folder {src} does not exist; make it with {DOWNLOAD}")
+    require_dir(src, "COCO source folder", DataError, hint=f"make it with {DOWNLOAD}")
     out.mkdir(parents=True, exist_ok=True)
     train_split, val_split = SPLITS[year]
 
@@ -283,9 +282,7 @@ def convert_coco(
 
 def check_coco_layout(root: str | Path, year: str | None = None) -> None:
     """Raise DataError naming the first missing piece of a converted COCO folder and the script that makes it."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"COCO folder {root} does not exist; make it with {DOWNLOAD} then {CONVERT}")
+    root = require_dir(root, "COCO folder", DataError, hint=f"make it with {DOWNLOAD} then {CONVERT}")
     years = [str(year)] if year is not None else [y for y in SPLITS if (root / yaml_name(y)).is_file()]
     if not years:
         raise DataError(f"no {yaml_name('2014')} or {yaml_name('2017')} in {root}; make it with {CONVERT}")

@@ -31,7 +31,7 @@ from adapters.lanes.convert import read_json_lines
 from adapters.lanes.targets import classification_target, segmentation_target
 from adapters.lanes.transforms import augment, preprocess
 from harness.errors import DataError
-from harness.userfiles import read_text
+from harness.userfiles import read_text, require_dir
 
 DOWNLOAD_HINT = (
     "download TuSimple with `python data_scripts/tusimple_download.py --out DIR` (or make a small synthetic set "
@@ -49,9 +49,7 @@ def check_layout(root: Path | None, train: bool = True, test: bool = True) -> Pa
     and the data script that makes it."""
     if root is None:
         raise DataError(f"TuSimple needs --data DIR; {DOWNLOAD_HINT}")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"TuSimple folder {root} does not exist; {DOWNLOAD_HINT}")
+    root = require_dir(Path(root).expanduser(), "TuSimple folder", DataError, hint=DOWNLOAD_HINT)
     if train and not (root / TRAIN_LIST).is_file():
         raw = [f for f in TRAIN_LABEL_FILES if not (root / f).is_file()]
         if raw:
