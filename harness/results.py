@@ -52,6 +52,25 @@ def write_json_atomic(path: str | Path, doc: Any) -> None:
         raise
 
 
+def write_record(path: str | Path, record: dict[str, Any]) -> bool:
+    """Write a run's record.json atomically, unless that would replace a `completed` record with one of another
+    status (a failed retry or a Ctrl-C after the run had finished): then nothing is written and False is returned.
+    The same rule as `ResultStore.put`, for the file the store can be rebuilt from."""
+    path = Path(path)
+    if record.get("status") != "completed" and _status_on_disk(path) == "completed":
+        return False
+    write_json_atomic(path, record)
+    return True
+
+
+def _status_on_disk(path: Path) -> str | None:
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None  # missing or unreadable: nothing worth keeping
+    return doc.get("status") if isinstance(doc, dict) else None
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)

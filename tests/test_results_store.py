@@ -14,7 +14,7 @@ import pytest
 
 from harness.errors import UserError
 from harness.results import (SCHEMA_VERSION, ResultStore, StoreError, check_record, load_records, reindex,
-                             write_json_atomic)
+                             write_json_atomic, write_record)
 
 
 def make_record(run_id: str = "digits-cnn-slr-4x-s0-abc", status: str = "completed", top1: float = 97.5) -> dict:
@@ -55,6 +55,18 @@ def test_completed_row_is_never_downgraded(tmp_path):
     assert store.get("digits-cnn-slr-4x-s0-abc")["status"] == "completed"
     assert store.put(make_record(status="completed", top1=91.0))  # a newer completed result replaces it
     assert store.get("digits-cnn-slr-4x-s0-abc")["metrics"]["retrained"] == 91.0
+
+
+def test_completed_record_file_is_never_downgraded(tmp_path):
+    path = tmp_path / "run" / "record.json"
+    assert write_record(path, make_record(status="failed"))
+    assert write_record(path, make_record(status="completed", top1=90.0))
+    assert write_record(path, make_record(status="interrupted")) is False
+    assert load_records(path)[0]["status"] == "completed"
+    assert write_record(path, make_record(status="completed", top1=91.0))
+    assert load_records(path)[0]["metrics"]["retrained"] == 91.0
+    path.write_text("{broken")  # an unreadable file holds nothing worth keeping
+    assert write_record(path, make_record(status="failed"))
 
 
 def _lock_store(path: Path) -> sqlite3.Connection:
