@@ -167,3 +167,37 @@ def test_weights_that_are_a_directory(tmp_path):
         load_weights(torch.nn.Linear(2, 2), tmp_path)
     with pytest.raises(CheckpointError, match="is a directory"):
         _coco_task(tmp_path).build_model()
+
+
+def test_any_bytes_as_a_cifar_batch(tmp_path):
+    """Random bytes and random pickles of plain data end in arrays or one DataError line (hypothesis)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    plain = st.recursive(st.none() | st.booleans() | st.integers() | st.binary(max_size=8) | st.text(max_size=8),
+                         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.binary(max_size=6), inner,
+                                                                                     max_size=4), max_leaves=20)
+    path = tmp_path / "data_batch_1"
+
+    def check() -> None:
+        try:
+            data, labels = read_cifar_batch(path)
+        except DataError as exc:
+            _one_line(exc)
+        else:
+            assert data.dtype == np.uint8 and len(data) == len(labels)
+
+    @settings(max_examples=40, deadline=None)
+    @given(raw=st.binary(max_size=300))
+    def any_bytes(raw: bytes) -> None:
+        path.write_bytes(raw)
+        check()
+
+    @settings(max_examples=40, deadline=None)
+    @given(doc=plain, protocol=st.integers(0, 5))
+    def any_pickle(doc, protocol: int) -> None:
+        path.write_bytes(pickle.dumps(doc, protocol=protocol))
+        check()
+
+    any_bytes()
+    any_pickle()
