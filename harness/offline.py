@@ -111,7 +111,7 @@ def _install_font(dest: Path) -> None:
         src = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
         if src.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_suffix(".tmp")
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # per process: concurrent first runs
             shutil.copyfile(src, tmp)
             tmp.replace(dest)
     except OSError:
