@@ -190,15 +190,56 @@ def find_cifar_dir(root: Path | None) -> Path:
     return cand
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as Python 3 pickles bytes at protocol < 3 (always latin1); any other codec is refused."""
+    if not isinstance(text, str) or encoding.replace("-", "").lower() != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not part of a CIFAR-10 batch")
+    return text.encode("latin1")
+
+
+def _cifar_globals() -> dict[tuple[str, str], Any]:
+    """The only globals a CIFAR-10 python batch names: numpy's array reconstruction (under the module name of the
+    numpy that wrote it: `numpy.core` for the official Python 2 files, `numpy._core` for numpy >= 2) and the latin1
+    bytes helper Python 3 writes at protocol 2. Dicts, lists, bytes, str and ints need no global at all."""
+    try:
+        from numpy._core import multiarray, numeric  # numpy >= 2; `numpy.core` is a deprecated alias there
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+
+    allowed: dict[tuple[str, str], Any] = {("_codecs", "encode"): _latin1_encode}
+    for mod in ("numpy.core", "numpy._core"):
+        allowed[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{mod}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol-5 arrays (numpy re-saved files)
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads CIFAR-10 batches without executing anything else a doctored file might name (os.system, eval, ...)."""
+
+    _allowed = _cifar_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}") from None
+
+
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One python-pickle CIFAR batch -> (uint8 N x 32 x 32 x 3, int64 labels)."""
+    """One python-pickle CIFAR batch -> (uint8 N x 32 x 32 x 3, int64 labels), read by a restricted unpickler."""
     try:
         with open(path, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
+            d = _CifarUnpickler(fh, encoding="bytes").load()
         data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         labels = np.asarray(d[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
-        raise DataError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not a CIFAR-10 batch file") from None
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, AttributeError, IndexError,
+            OverflowError, MemoryError, UnicodeDecodeError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise DataError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {first})") from None
     if len(data) != len(labels):
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
     return data, labels

@@ -67,7 +67,8 @@ def main() -> int:
     a = ap.parse_args()
     for p in (a.train_tar, a.val_tar, a.devkit):
         if not p.is_file():
-            print(f"error: {p} does not exist (download it from image-net.org)", file=sys.stderr)
+            why = "is a directory, not an archive file" if p.is_dir() else "does not exist"
+            print(f"error: {p} {why} (download it from image-net.org)", file=sys.stderr)
             return 1
     try:
         prepare(a.train_tar, a.val_tar, a.devkit, a.out)

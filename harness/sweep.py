@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterator
 from harness.config import DEFAULT_OUT, MethodSettings, RunConfig
 from harness.errors import UserError
 from harness.options import coerce
+from harness.procs import PID_MAX, pid_alive as _pid_alive, proc_start as _proc_start
 from harness.results import ResultStore
 from harness.yamlio import load_yaml
 
@@ -163,27 +164,31 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 # ---- claims --------------------------------------------------------------------------------------------------------
-def _proc_start(pid: int) -> str | None:
-    """The process start time in clock ticks (Linux /proc): tells a live pid from a reused one."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 overall; fields after the "(comm)" start at 3
+# An unreadable lock (empty: created but not yet written; garbage; a pid that cannot be a process) is the owner's
+# only while it may still be writing it: after this many seconds (or `stale_after`, if shorter) it is taken over.
+MALFORMED_GRACE = 5.0
+# The process checks live in harness/procs.py (scratch folders use them too).
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def _valid_holder(doc: Any) -> bool:
+    """A lock document this code wrote: {"pid": positive int, "host": str, "start": str | None, ...}."""
+    if not isinstance(doc, dict):
         return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+    pid, host, start = doc.get("pid"), doc.get("host"), doc.get("start")
+    return (type(pid) is int and 0 < pid < PID_MAX and isinstance(host, str) and host != ""
+            and (start is None or isinstance(start, str)))
 
 
 class Claim:
-    """An exclusive claim on one run id, shared through the file system by every sweep using the same store."""
+    """An exclusive claim on one run id, shared through the file system by every sweep using the same store.
+
+    The lock file's mtime is the owner's heartbeat. A claim is stale, and is taken over, when
+    * its heartbeat is older than `stale_after` seconds, whoever holds it (another host, or a live but stopped or
+      hung process on this one: a pid that exists is no proof of progress);
+    * its owner on this host is gone (pid dead, or reused by a process with another start time): at once;
+    * it cannot be read as a lock this code wrote (empty, not JSON, a non-positive, huge or non-integer pid):
+      after `MALFORMED_GRACE` seconds (the owner writes it right after creating it).
+    """
 
     def __init__(self, claims_dir: Path, run_id: str, stale_after: float = 900.0):
         self.dir = claims_dir
@@ -194,29 +199,41 @@ class Claim:
         self.held = False
 
     def holder(self) -> dict[str, Any] | None:
+        """The lock's document; None when there is no lock; {"malformed": text} when it is not a valid lock."""
         try:
-            return json.loads(self.path.read_text())
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, json.JSONDecodeError):
-            # Created but not yet written by its owner (O_EXCL then write): treat as held, fresh.
-            return {"pid": None, "host": None, "start": None, "time": time.time()}
+        except OSError as exc:  # a directory in its place, no permission: not a lock anyone can hold
+            return {"malformed": f"{type(exc).__name__}"}
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError):  # includes UnicodeDecodeError and JSONDecodeError
+            doc = None
+        return doc if _valid_holder(doc) else {"malformed": raw[:200].decode("utf-8", "replace")}
+
+    def _age(self) -> float | None:
+        """Seconds since the last heartbeat; None when the lock is gone."""
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def is_stale(self, info: dict[str, Any]) -> bool:
-        """Dead owner on this host (pid gone or reused), or no heartbeat for `stale_after` seconds on any host."""
-        if info.get("host") == self.host and info.get("pid"):
-            pid = int(info["pid"])
-            if not _pid_alive(pid):
+        age = self._age()
+        if age is None:
+            return True
+        if "malformed" in info:
+            return age > min(MALFORMED_GRACE, self.stale_after)
+        if age > self.stale_after:
+            return True
+        if info["host"] == self.host:
+            if not _pid_alive(info["pid"]):
                 return True
-            start = _proc_start(pid)
+            start = _proc_start(info["pid"])
             if info.get("start") and start and start != info["start"]:
                 return True  # the pid was reused by another process
-            return False
-        try:
-            age = time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return True
-        return age > self.stale_after
+        return False
 
     def _create(self) -> bool:
         try:
@@ -246,18 +263,26 @@ class Claim:
                 again = self.holder()
                 if again is not None and (again != info or not self.is_stale(again)):
                     return False
-                self.path.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    self.path.unlink()
                 return self._create()
             finally:
                 fcntl.flock(guard, fcntl.LOCK_UN)
 
-    def heartbeat(self) -> None:
-        if self.held:
+    def _mine(self) -> bool:
+        info = self.holder() or {}
+        return all(info.get(k) == self.me[k] for k in ("pid", "host", "start"))
+
+    def heartbeat(self) -> bool:
+        """Touch the lock while we still own it; False once it was taken over (we were stopped past stale_after)."""
+        if self.held and self._mine():
             with contextlib.suppress(OSError):
                 os.utime(self.path)
+                return True
+        return False
 
     def release(self) -> None:
-        if self.held and (self.holder() or {}).get("pid") == self.me["pid"]:
+        if self.held and self._mine():
             self.path.unlink(missing_ok=True)
         self.held = False
 

@@ -4,8 +4,9 @@ Not the resume checkpoints of a run: those are harness/resume.py."""
 
 from __future__ import annotations
 
+import logging
 import pickle
-import zipfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +16,51 @@ from torch import nn
 from harness.errors import CheckpointError, format_key_mismatch
 
 _NESTED_KEYS = ("state_dict", "model", "model_state_dict", "net")
+# torch's weights-only unpickler says this when a file names a global it does not admit (a module class, os.system);
+# the global's name follows "GLOBAL" in its message.
+_WEIGHTS_ONLY_REFUSAL = "Weights only load failed"
+_GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)")
+_log = logging.getLogger("prunebench")
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """torch.load on the CPU, turning unreadable files into a one-line CheckpointError."""
+def read_checkpoint(path: str | Path, trust: bool = False, hint: str = "") -> Any:
+    """torch.load on the CPU with the weights-only unpickler (tensors, containers, numbers, strings: nothing runs).
+
+    A file that also pickles Python objects (whole modules, as Ultralytics saves them) is refused with a one-line
+    CheckpointError unless `trust` is set; then it is unpickled in full (which can run code the file carries) after
+    a one-line warning. `hint` says how the user grants that trust (e.g. "pass --trust-weights"). Any other
+    unreadable file is a one-line CheckpointError.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({first[:200]})") from None
+    except pickle.UnpicklingError as exc:
+        if _WEIGHTS_ONLY_REFUSAL not in str(exc):
+            raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({_first_line(exc)})") from None
+        found = _GLOBAL_NAME.search(str(exc))
+        what = f"Python objects ({found.group(1)})" if found else "Python objects"
+        if not trust:
+            raise CheckpointError(
+                f"checkpoint {path} pickles {what}, not only tensors, and loading it could run code it carries; "
+                f"{hint or 'refusing to load it'} if the file comes from a trusted source"
+            ) from None
+        _log.warning("warning: unpickling %s in full (it holds %s): this runs any code the file carries", path, what)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001 — whatever a foreign pickle raises, the file is at fault
+            raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc2).__name__}: "
+                                  f"{_first_line(exc2)})") from None
+    except Exception as exc:  # noqa: BLE001 — a text or truncated file raises KeyError, RuntimeError, EOFError, ...
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def extract_state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:

@@ -63,9 +63,10 @@ def no_network(monkeypatch):
     return attempts
 
 
-def _task(model: str = "yolov3-tiny", data: Path | None = None, **kw):
-    return build_task("coco", TaskConfig(model=model, data=data, device=torch.device("cpu"), batch_size=4,
-                                         options=dict(OPTS), **kw))
+def _task(model: str = "yolov3-tiny", data: Path | None = None, trust_weights: bool = False, **kw):
+    cfg = TaskConfig(model=model, data=data, device=torch.device("cpu"), batch_size=4, options=dict(OPTS), **kw)
+    cfg.trust_weights = trust_weights  # --trust-weights: Ultralytics checkpoints pickle whole modules
+    return build_task("coco", cfg)
 
 
 def test_models_build_from_packaged_yamls_without_network(no_network):
@@ -173,7 +174,7 @@ def test_bad_inputs_are_user_errors(tmp_path, coco_dir):
         path = tmp_path / f"{kind}.pt"
         torch.save({"model": cls(yml, nc=80, verbose=False)}, path)
         with pytest.raises(CheckpointError, match=kind) as exc:
-            _task(weights=path).build_model()
+            _task(weights=path, trust_weights=True).build_model()
         assert "\n" not in str(exc.value)
     with pytest.raises(CheckpointError, match="does not exist"):
         _task(weights=tmp_path / "nope.pt").build_model()
@@ -181,12 +182,12 @@ def test_bad_inputs_are_user_errors(tmp_path, coco_dir):
     other = tmp_path / "v8.pt"
     torch.save({"model": DetectionModel("yolov8.yaml", nc=80, verbose=False)}, other)
     with pytest.raises(CheckpointError, match="does not match yolov3-tiny"):
-        _task(weights=other).build_model()
+        _task(weights=other, trust_weights=True).build_model()
     # the right architecture loads exactly (Ultralytics checkpoint layout: the EMA module, possibly fp16)
     src = _task().build_model()
     good = tmp_path / "tiny.pt"
     torch.save({"ema": src.half(), "model": None}, good)
-    loaded = _task(weights=good).build_model()
+    loaded = _task(weights=good, trust_weights=True).build_model()
     assert all(torch.equal(a.float(), b) for a, b in zip(src.state_dict().values(), loaded.state_dict().values()))
 
 

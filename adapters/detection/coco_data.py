@@ -38,6 +38,8 @@ from typing import Any, Iterable, Literal
 import yaml
 
 from harness.errors import DataError
+from harness.userfiles import read_text, require_dir
+from harness.yamlio import load_yaml
 from harness.evaluators.coco import COCO91_TO_COCO80
 
 # coco80 class names in class-index order (= COCO category ids in increasing order, see COCO80_TO_COCO91).
@@ -154,7 +156,7 @@ def read_image_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"missing image list {path}; fetch Darknet's 5k.part / trainvalno5k.part with {DOWNLOAD}")
     names = []
-    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    for n, line in enumerate(read_text(path, "image list", DataError).splitlines(), 1):
         line = line.strip()
         if not line:
             continue
@@ -199,8 +201,7 @@ def convert_coco(
     if images not in ("symlink", "copy"):
         raise DataError(f"images must be 'symlink' or 'copy', got {images!r}")
     src, out = Path(src).resolve(), Path(out).resolve()
-    if not src.is_dir():
-        raise DataError(f"COCO source folder {src} does not exist; make it with {DOWNLOAD}")
+    require_dir(src, "COCO source folder", DataError, hint=f"make it with {DOWNLOAD}")
     out.mkdir(parents=True, exist_ok=True)
     train_split, val_split = SPLITS[year]
 
@@ -281,9 +282,7 @@ def convert_coco(
 
 def check_coco_layout(root: str | Path, year: str | None = None) -> None:
     """Raise DataError naming the first missing piece of a converted COCO folder and the script that makes it."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"COCO folder {root} does not exist; make it with {DOWNLOAD} then {CONVERT}")
+    root = require_dir(root, "COCO folder", DataError, hint=f"make it with {DOWNLOAD} then {CONVERT}")
     years = [str(year)] if year is not None else [y for y in SPLITS if (root / yaml_name(y)).is_file()]
     if not years:
         raise DataError(f"no {yaml_name('2014')} or {yaml_name('2017')} in {root}; make it with {CONVERT}")
@@ -293,10 +292,7 @@ def check_coco_layout(root: str | Path, year: str | None = None) -> None:
         yml = root / yaml_name(y)
         if not yml.is_file():
             raise DataError(f"missing {yml}; make it with {CONVERT} --year {y}")
-        try:
-            cfg = yaml.safe_load(yml.read_text())
-        except yaml.YAMLError as e:
-            raise DataError(f"{yml} is not valid YAML ({str(e).splitlines()[0]}); re-make it with {CONVERT}") from None
+        cfg = load_yaml(yml, "COCO dataset YAML", DataError, hint=f"re-make it with {CONVERT}")
         keys = ("path", "train", "val", "names", "coco_gt_json", "coco_val_image_ids")
         if not isinstance(cfg, dict) or any(k not in cfg for k in keys):
             raise DataError(f"{yml} lacks one of {', '.join(keys)}; re-make it with {CONVERT} --year {y}")
@@ -313,7 +309,7 @@ def check_coco_layout(root: str | Path, year: str | None = None) -> None:
             lst = base / cfg[key]
             if not lst.is_file():
                 raise DataError(f"missing image list {lst}; make it with {CONVERT} --year {y}")
-            for n, line in enumerate(lst.read_text().splitlines(), 1):
+            for n, line in enumerate(read_text(lst, "image list", DataError).splitlines(), 1):
                 if not line.strip():
                     continue
                 img = base / line[2:] if line.startswith("./") else Path(line)

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import copy
 import shutil
-import tempfile
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import yaml
 from torch import nn
 
 from harness import offline
@@ -38,6 +36,8 @@ from harness.errors import CheckpointError, DataError, UserError, format_key_mis
 from harness.options import setting
 from harness.phases import EpochEnd, PhaseSpec
 from harness.tasks import Task, TaskConfig
+from harness.weights import read_checkpoint
+from harness.yamlio import load_yaml
 
 MODELS: tuple[str, ...] = ("yolov3", "yolov3-tiny", "yolov3-spp")
 # Method epochs per model: seed Table 3 at 2x (yolov3-tiny: 15 / 20 / 25 epochs for 1.19x / 2x / 3.33x; yolov3-spp:
@@ -165,10 +165,7 @@ class CocoTask(Task):
             raise DataError(f"COCO data {path} does not exist; make it with {DATA_HINT}")
         elif path.suffix not in (".yaml", ".yml"):
             raise DataError(f"--data {path} must be a converted COCO folder or a dataset YAML")
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise DataError(f"cannot read dataset YAML {path}: {str(exc).splitlines()[0]}") from None
+        doc = load_yaml(path, "dataset YAML", DataError)
         if not isinstance(doc, dict) or not all(k in doc for k in ("train", "val", "names")):
             raise DataError(f"{path} is not an Ultralytics dataset YAML (needs train, val and names)")
         if "download" in doc:
@@ -189,9 +186,7 @@ class CocoTask(Task):
         """Scratch folder for Ultralytics' run files (args.yaml, results.csv, predictions.json), removed with the
         task: nothing lands in the CWD's runs/ or in $HOME."""
         if self._workdir is None:
-            base = offline.state_dir()
-            base.mkdir(parents=True, exist_ok=True)
-            self._workdir = Path(tempfile.mkdtemp(prefix="coco-", dir=base))
+            self._workdir = offline.scratch_dir("coco")  # also removes those of killed runs
             weakref.finalize(self, shutil.rmtree, str(self._workdir), True)
         return self._workdir
 
@@ -212,14 +207,11 @@ class CocoTask(Task):
         """Load an Ultralytics detection checkpoint (`{"ema"|"model": module}`) or a plain state dict, strictly."""
         from ultralytics.nn.tasks import guess_model_task
 
-        if not path.is_file():
+        if not path.exists():
             raise CheckpointError(f"weights file {path} does not exist (give a local path; nothing is downloaded)")
-        try:
-            # Ultralytics checkpoints pickle whole modules, so weights_only=False is required (as Ultralytics does).
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {first}") from None
+        # Ultralytics checkpoints pickle whole modules: the safe loader reads plain state dicts, and a module pickle
+        # is unpickled in full only when the user vouches for the file (--trust-weights).
+        obj = read_checkpoint(path, trust=getattr(self.cfg, "trust_weights", False), hint="pass --trust-weights")
         src = obj
         if isinstance(obj, dict) and isinstance(obj.get("ema") or obj.get("model"), nn.Module):
             src = obj.get("ema") or obj.get("model")

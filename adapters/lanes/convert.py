@@ -27,6 +27,7 @@ from adapters.lanes.constants import (
     TRAIN_LIST,
 )
 from harness.errors import DataError
+from harness.userfiles import read_text
 
 TOO_SHORT = -10.0  # direction code of a lane shorter than MIN_LANE_LENGTH_PX (upstream's sentinel)
 
@@ -34,10 +35,7 @@ TOO_SHORT = -10.0  # direction code of a lane shorter than MIN_LANE_LENGTH_PX (u
 def read_json_lines(path: Path) -> list[dict]:
     """One JSON object per non-blank line; DataError naming file and line on bad JSON."""
     records = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = read_text(path, "TuSimple label file", DataError).splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -45,6 +43,8 @@ def read_json_lines(path: Path) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}, line {lineno}: not JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, nesting past the stack
+            raise DataError(f"{path}, line {lineno}: not usable JSON ({type(exc).__name__})") from None
         if not isinstance(rec, dict) or not isinstance(rec.get("raw_file"), str):
             raise DataError(f"{path}, line {lineno}: expected an object with a 'raw_file' string")
         records.append(rec)

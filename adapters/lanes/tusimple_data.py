@@ -31,6 +31,7 @@ from adapters.lanes.convert import read_json_lines
 from adapters.lanes.targets import classification_target, segmentation_target
 from adapters.lanes.transforms import augment, preprocess
 from harness.errors import DataError
+from harness.userfiles import read_text, require_dir
 
 DOWNLOAD_HINT = (
     "download TuSimple with `python data_scripts/tusimple_download.py --out DIR` (or make a small synthetic set "
@@ -48,9 +49,7 @@ def check_layout(root: Path | None, train: bool = True, test: bool = True) -> Pa
     and the data script that makes it."""
     if root is None:
         raise DataError(f"TuSimple needs --data DIR; {DOWNLOAD_HINT}")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"TuSimple folder {root} does not exist; {DOWNLOAD_HINT}")
+    root = require_dir(Path(root).expanduser(), "TuSimple folder", DataError, hint=DOWNLOAD_HINT)
     if train and not (root / TRAIN_LIST).is_file():
         raw = [f for f in TRAIN_LABEL_FILES if not (root / f).is_file()]
         if raw:
@@ -77,7 +76,7 @@ def _check_files(root: Path, rel_paths: Sequence[str], list_name: str, hint: str
 def read_train_list(root: Path) -> list[tuple[str, str]]:
     """(image, label PNG) relative paths from train_gt.txt; the existence flags are not used by UFLD v1."""
     pairs = []
-    for lineno, line in enumerate((root / TRAIN_LIST).read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_text(root / TRAIN_LIST, "TuSimple list", DataError).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -92,7 +91,8 @@ def read_train_list(root: Path) -> list[tuple[str, str]]:
 
 def read_test_list(root: Path) -> list[str]:
     """raw_file entries of test.txt, in order (the order predictions are written in)."""
-    names = [line.split()[0].lstrip("/") for line in (root / TEST_LIST).read_text().splitlines() if line.strip()]
+    text = read_text(root / TEST_LIST, "TuSimple list", DataError)
+    names = [line.split()[0].lstrip("/") for line in text.splitlines() if line.strip()]
     if not names:
         raise DataError(f"{root / TEST_LIST} is empty; {convert_hint(root)}")
     _check_files(root, names, TEST_LIST, DOWNLOAD_HINT)
