@@ -27,6 +27,7 @@ from harness.sparsity import conv_linear_weights, weights_by_pattern
 from harness.config import TrainRecipe
 from harness.options import setting
 from harness.tasks import LoopTask
+from harness.userfiles import require_dir
 
 
 class TopKAccuracy:
@@ -182,8 +183,7 @@ def find_cifar_dir(root: Path | None) -> Path:
         raise DataError(f"CIFAR-10 needs --data DIR; {hint}")
     root = Path(root).expanduser()
     cand = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
-    if not cand.is_dir():
-        raise DataError(f"CIFAR-10 folder {root} does not exist; {hint}")
+    require_dir(cand, "CIFAR-10 folder", DataError, hint)
     missing = [f for f in CIFAR_FILES if not (cand / f).is_file()]
     if missing:
         raise DataError(f"CIFAR-10 folder {cand} lacks {', '.join(missing)} (python-pickle layout); {hint}")
@@ -324,7 +324,7 @@ def check_imagefolder(root: Path | None) -> Path:
     hint = "lay it out with `python data_scripts/imagenet_prepare.py` (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG)"
     if root is None:
         raise DataError(f"ImageNet needs --data DIR; {hint}")
-    root = Path(root).expanduser()
+    root = require_dir(Path(root).expanduser(), "ImageNet folder", DataError, hint)
     for split in ("train", "val"):
         d = root / split
         if not d.is_dir():

@@ -9,7 +9,6 @@ never reach a results store.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,18 +16,9 @@ from typing import Any
 
 from harness.config import RunConfig
 from harness.errors import UserError
-from harness.results import SCHEMA_VERSION, write_json_atomic
+from harness.results import SCHEMA_VERSION, check_record, write_record
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "run_record.schema.json"
 FINAL_STATUSES = ("completed", "failed", "interrupted")
-
-
-@functools.lru_cache(maxsize=1)
-def _validator() -> Any:
-    import jsonschema
-
-    schema = json.loads(SCHEMA_PATH.read_text())
-    return jsonschema.Draft202012Validator(schema)
 
 
 def _curves() -> dict[str, list[dict[str, Any]]]:
@@ -91,26 +81,17 @@ class RunRecord:
                 setattr(self, key, saved[key])
 
     def validate(self) -> dict[str, Any]:
-        doc = json.loads(json.dumps(self.to_dict(), default=_plain))  # exactly what lands on disk
-        errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.path))
-        if errors:
-            where = "/".join(map(str, errors[0].path)) or "(top level)"
-            raise ValueError(f"run record {self.run_id} violates the schema at {where}: {errors[0].message}")
-        return doc
+        """The record as it lands on disk, checked against the schema (a violation is a bug: ValueError)."""
+        doc = json.loads(json.dumps(self.to_dict(), default=_plain))
+        try:
+            return check_record(doc, f"run record {self.run_id}")
+        except UserError as exc:
+            raise ValueError(f"{exc} (the schema is violated: a prunebench bug)") from None
 
     def write(self, path: Path) -> None:
         """Validate, then write atomically. A completed record on disk is never replaced by an unfinished one."""
-        doc = self.validate()
-        if self.status != "completed" and _status_on_disk(path) == "completed":
+        if not write_record(path, self.validate()):
             raise UserError(f"{path} already holds a completed record; not replacing it with a {self.status} one")
-        write_json_atomic(path, doc)
-
-
-def _status_on_disk(path: Path) -> str | None:
-    try:
-        return json.loads(path.read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _plain(obj: Any) -> Any:

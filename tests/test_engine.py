@@ -153,7 +153,7 @@ def test_record_validates_against_the_schema(tmp_path):
                           "host": "h", "device": {}, "seed": 0, "started": "now"})
     rec.write(tmp_path / "record.json")
     rec.curves = {"train": "not a list"}  # type: ignore[assignment]
-    with pytest.raises(ValueError, match="violates the schema"):
+    with pytest.raises(ValueError, match="schema is violated"):
         rec.write(tmp_path / "record.json")
 
 
