@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.config import RunConfig
 from harness.errors import UserError
-from harness.results import SCHEMA_VERSION, check_record, write_record
+from harness.results import SCHEMA_VERSION, _json_default, check_record, write_record
 
 FINAL_STATUSES = ("completed", "failed", "interrupted")
 
@@ -82,7 +82,7 @@ class RunRecord:
 
     def validate(self) -> dict[str, Any]:
         """The record as it lands on disk, checked against the schema (a violation is a bug: ValueError)."""
-        doc = json.loads(json.dumps(self.to_dict(), default=_plain))
+        doc = json.loads(json.dumps(self.to_dict(), default=_json_default))
         try:
             return check_record(doc, f"run record {self.run_id}")
         except UserError as exc:
@@ -92,11 +92,3 @@ class RunRecord:
         """Validate, then write atomically. A completed record on disk is never replaced by an unfinished one."""
         if not write_record(path, self.validate()):
             raise UserError(f"{path} already holds a completed record; not replacing it with a {self.status} one")
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
