@@ -98,7 +98,7 @@ def run_configs(ns: argparse.Namespace) -> list[RunConfig]:
             cfg = RunConfig.from_dict({**base, "method": method, "rate": rate, "settings": settings,
                                        "options": parse_pairs(ns.opt, "--opt"),
                                        "method_options": parse_pairs(ns.method_opt, "--method-opt")},
-                                      where="benchmark run")
+                                      where="benchmark run", flags=True)
             resolve(cfg, validate(cfg))
             configs.append(cfg)
     return configs

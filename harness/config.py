@@ -78,11 +78,11 @@ class MethodSettings:
         return {k: getattr(self, k) for k in self.SLR_TOGGLES if getattr(self, k) is not None}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "settings") -> "MethodSettings":
+    def from_dict(cls, values: dict[str, Any], where: str = "settings", flags: bool = False) -> "MethodSettings":
         values = dict(values)
         values.update(values.pop("slr_overrides", None) or {})  # records and configs of earlier versions
         values.pop("seed", None)  # random pruning now takes the run's seed
-        return build(cls, values, where)
+        return build(cls, values, where, flags=flags)
 
 
 @dataclass
@@ -172,14 +172,14 @@ class RunConfig:
         return re.sub(r"[^A-Za-z0-9._-]", "_", raw)  # names are registry-checked; this is a second fence
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "run") -> "RunConfig":
-        """A config from a record's `config` or a YAML mapping: every value typed and checked."""
+    def from_dict(cls, values: dict[str, Any], where: str = "run", flags: bool = False) -> "RunConfig":
+        """A config from a record's `config`, a YAML mapping or CLI flags: every value typed and checked."""
         values = dict(values)
-        settings = MethodSettings.from_dict(values.pop("settings", None) or {}, f"{where} settings")
+        settings = MethodSettings.from_dict(values.pop("settings", None) or {}, f"{where} settings", flags)
         for key in ("options", "method_options"):
             if values.get(key) is None:
                 values.pop(key, None)
         values = {k: v for k, v in values.items() if k not in ("schedule", "method_config")}  # recorded outputs
-        cfg = build(cls, values, where)
+        cfg = build(cls, values, where, flags=flags)
         cfg.settings = settings
         return cfg

