@@ -19,7 +19,8 @@ Official rules, per image (`pred` = predicted lanes, `gt` = GT lanes, rows = the
   matching is not one-to-one, so FP = len(pred) - matched can be negative;
 * with more than 4 GT lanes the worst lane's accuracy is dropped and one FN is forgiven (once, whatever the count;
   with 6+ GT lanes the image scores can exceed 1, as in the official code);
-* image scores: sum(acc) / max(min(4, len(gt)), 1), FP / len(pred) (0 without predictions), FN / max(min(4, len(gt)), 1).
+* image scores: sum(acc) / max(min(4, len(gt)), 1), FP / len(pred) (0 without predictions),
+  FN / max(min(4, len(gt)), 1).
 
 The submission scores are the per-image scores summed in prediction-file order and divided by the number of GT images
 (a per-image mean, not the pooled formula of the benchmark readme).

@@ -130,7 +130,7 @@ _SEQ_TYPES = (list, tuple)
 
 
 def _lane_lists(rec: dict, where: str) -> tuple[list, list[int]]:
-    """The `lanes` field as a list of sequences (lists from JSON, or arrays from an in-memory writer), and their lengths.
+    """The `lanes` field as a list of sequences (lists from JSON or arrays from an in-memory writer) and their lengths.
 
     JSON lanes are lists of lists, so the common case is one type check per lane in a comprehension; anything else
     is looked at lane by lane to name the offending one.
@@ -432,7 +432,8 @@ def pack_pred(
         first = ", ".join(describe(raw_files[i]) for i in unknown[:3])
         raise DataError(
             f"{where(unknown[0])}: field 'raw_file': {len(unknown)} prediction(s) name images that are not in "
-            f"{gt_name} (first: {first}); official: 'Some raw_file from your predictions do not exist in the test tasks.'"
+            f"{gt_name} (first: {first}); official: 'Some raw_file from your predictions do not exist in the test "
+            "tasks.'"
         )
     missing = [g for g, raw in enumerate(gt.raw_files) if raw not in index]
     if missing:
