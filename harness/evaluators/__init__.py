@@ -1,1 +1,6 @@
-"""Task-specific metric implementations (COCO bbox AP, TuSimple lane accuracy, ...), each a plain function API."""
+"""Every metric of the harness, behind the evaluator protocol of harness/evaluation.py (reset / process / evaluate).
+
+`topk` (classification top-1/top-5), `tusimple` (lane Accuracy / FP / FN, official LaneEval semantics) and `coco`
+(bbox AP, COCO API semantics); each evaluator class has a `name` and a `version` for the records. Accuracy-like
+metrics are reported in percent; `text.describe` keeps error messages about hostile input short and safe.
+"""
