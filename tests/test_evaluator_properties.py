@@ -13,6 +13,7 @@ import json
 import tempfile
 import time
 import tracemalloc
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,10 +100,13 @@ def ends_cleanly(score: Callable[[], Any]) -> None:
     assert peak < MAX_PEAK_BYTES
 
 
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
+def scores_cleanly(score: Callable[[Path, Path], Any], pred_text: str, gt_text: str) -> None:
+    """Write the two files into a fresh folder and check `score(pred_path, gt_path)` with `ends_cleanly`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pred, gt = Path(tmp) / "pred.json", Path(tmp) / "gt.json"
+        pred.write_text(pred_text)
+        gt.write_text(gt_text)
+        ends_cleanly(lambda: score(pred, gt))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -134,19 +138,13 @@ VALID_DETS = [{"image_id": 0, "category_id": 1, "bbox": [1, 2, 30, 40], "score":
 @SETTINGS
 @given(gt=coco_gt, backend=st.sampled_from(BACKENDS))
 def test_coco_ground_truth_reader(gt, backend):
-    with tempfile.TemporaryDirectory() as tmp:
-        gt_path = write(Path(tmp), "gt.json", json.dumps(gt))
-        dets = write(Path(tmp), "dets.json", json.dumps(VALID_DETS))
-        ends_cleanly(lambda: coco_eval_files(dets, gt_path, backend=backend))
+    scores_cleanly(partial(coco_eval_files, backend=backend), json.dumps(VALID_DETS), json.dumps(gt))
 
 
 @SETTINGS
 @given(dets=coco_detections, backend=st.sampled_from(BACKENDS))
 def test_coco_detection_reader(dets, backend):
-    with tempfile.TemporaryDirectory() as tmp:
-        gt_path = write(Path(tmp), "gt.json", json.dumps(VALID_GT))
-        dets_path = write(Path(tmp), "dets.json", json.dumps(dets))
-        ends_cleanly(lambda: coco_eval_files(dets_path, gt_path, backend=backend))
+    scores_cleanly(partial(coco_eval_files, backend=backend), json.dumps(dets), json.dumps(VALID_GT))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -174,16 +172,12 @@ def json_lines(records: Any) -> str:
 @SETTINGS
 @given(gt=tusimple_gt)
 def test_tusimple_ground_truth_reader(gt):
-    with tempfile.TemporaryDirectory() as tmp:
-        gt_path = write(Path(tmp), "gt.json", json_lines(gt))
-        pred = write(Path(tmp), "pred.json", json_lines(VALID_PRED_LINES))
-        ends_cleanly(lambda: tusimple_eval_files(pred, gt_path))
+    scores_cleanly(tusimple_eval_files, json_lines(VALID_PRED_LINES), json_lines(gt))
 
 
 @SETTINGS
 @given(pred=tusimple_pred, raw=st.lists(st.text(max_size=20), max_size=2))
 def test_tusimple_prediction_reader(pred, raw):
-    with tempfile.TemporaryDirectory() as tmp:
-        gt_path = write(Path(tmp), "gt.json", json_lines(VALID_GT_LINES))
-        pred_path = write(Path(tmp), "pred.json", json_lines(pred) + "".join(line + "\n" for line in raw))
-        ends_cleanly(lambda: tusimple_eval_files(pred_path, gt_path))
+    """Also with a few raw text lines appended: broken JSON must be a one-line error too."""
+    scores_cleanly(tusimple_eval_files, json_lines(pred) + "".join(line + "\n" for line in raw),
+                   json_lines(VALID_GT_LINES))

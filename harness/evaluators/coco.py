@@ -51,6 +51,7 @@ from typing import Any, Iterable, Iterator, Literal
 
 from harness.errors import DataError
 from harness.evaluators.coco_reading import clean_detections, is_int, load_gt, read_json, show
+from harness.evaluators.records import RecordEvaluator
 from harness.evaluators.text import describe
 
 BACKENDS: tuple[str, ...] = ("faster-coco-eval", "pycocotools")
@@ -280,7 +281,7 @@ def score_files(pred_path: str | Path, gt_path: str | Path, backend: str = "fast
     return as_percent(eval_files(pred_path, gt_path, backend=backend))
 
 
-class CocoEvaluator:
+class CocoEvaluator(RecordEvaluator):
     """The harness evaluator (reset / process / evaluate) for COCO bbox detections.
 
     `process(batch, detections)` takes COCO result entries (`image_id`, COCO-91 `category_id`, `bbox` [x, y, w, h]
@@ -299,16 +300,10 @@ class CocoEvaluator:
         self.img_ids = img_ids
         # The scores are the backend's: name its release so a record says which code computed them.
         self.version = f"1 ({backend} {importlib.metadata.version(backend)})"
-        self.detections: list[dict] = []
+        super().__init__()
 
-    def reset(self) -> None:
-        self.detections = []
-
-    def process(self, batch: Any, outputs: Iterable[dict]) -> None:
-        self.detections.extend(outputs)
-
-    def evaluate(self) -> dict[str, float]:
-        return as_percent(evaluate_detections(self.detections, self.gt, self.backend, self.img_ids))
+    def score(self, records: list[dict]) -> dict[str, float]:
+        return as_percent(evaluate_detections(records, self.gt, self.backend, self.img_ids))
 
 
 def format_stats(result: dict) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
+from harness.evaluators.records import RecordEvaluator
 from harness.evaluators.tusimple.reading import file_where, pack_gt, pack_pred, read_jsonl, record_where
 from harness.evaluators.tusimple.scoring import score
 
@@ -73,7 +74,7 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-class TuSimpleEvaluator:
+class TuSimpleEvaluator(RecordEvaluator):
     """The harness evaluator (reset / process / evaluate) over TuSimple prediction records.
 
     `process(batch, outputs)` takes the task's decoded prediction records (one dict per image, as written to the
@@ -86,13 +87,7 @@ class TuSimpleEvaluator:
 
     def __init__(self, gt_records: Sequence[dict]):
         self.gt_records = list(gt_records)
-        self.records: list[dict] = []
+        super().__init__()
 
-    def reset(self) -> None:
-        self.records = []
-
-    def process(self, batch: Any, outputs: Sequence[dict]) -> None:
-        self.records.extend(outputs)
-
-    def evaluate(self) -> dict[str, float]:
-        return as_percent(evaluate_predictions(self.records, self.gt_records))
+    def score(self, records: list[dict]) -> dict[str, float]:
+        return as_percent(evaluate_predictions(records, self.gt_records))
