@@ -23,37 +23,12 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from adapters.cifar_models import CifarResNetA, CifarVGG16BN, DigitsCNN, cifar_resnet
 from harness.weights import load_weights
 from harness.errors import DataError
+from harness.evaluators.topk import TopKAccuracy
 from harness.sparsity import conv_linear_weights, weights_by_pattern
 from harness.config import TrainRecipe
 from harness.options import setting
 from harness.tasks import LoopTask
 from harness.userfiles import require_dir
-
-
-class TopKAccuracy:
-    """Top-1 / top-5 accuracy (percent) over logits; the evaluator protocol of harness/evaluation.py."""
-
-    def __init__(self, ks: tuple[int, ...] = (1, 5)):
-        self.ks = ks
-        self.reset()
-
-    def reset(self) -> None:
-        self.correct = {k: 0 for k in self.ks}
-        self.count = 0
-
-    def process(self, batch: Any, outputs: torch.Tensor) -> None:
-        targets = batch[1].to(outputs.device)
-        k_max = min(max(self.ks), outputs.shape[1])
-        top = outputs.topk(k_max, dim=1).indices
-        hits = top.eq(targets.unsqueeze(1))
-        for k in self.ks:
-            self.correct[k] += int(hits[:, : min(k, k_max)].any(dim=1).sum().item())
-        self.count += targets.numel()
-
-    def evaluate(self) -> dict[str, float]:
-        if not self.count:
-            return {f"top{k}": float("nan") for k in self.ks}
-        return {f"top{k}": 100.0 * self.correct[k] / self.count for k in self.ks}
 
 
 def block_convs(model: nn.Module) -> list[str]:

@@ -46,7 +46,7 @@ class Reference:
     table: str = ""
     row: str = ""
     source: str = ""
-    measured_scale: float = 1.0  # multiply the harness's value by this to get the table's unit (TuSimple: 100)
+    measured_scale: float = 1.0  # multiply the harness's value by this to get the table's unit (all tables: 1)
     n: int = 1
 
 

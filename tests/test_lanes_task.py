@@ -144,14 +144,16 @@ def test_evaluator_and_prediction_file(root, tmp_path):
     task = make_task(root)
     model = task.build_model()
     metrics = task.evaluate(model)
-    assert set(metrics) == {"Accuracy", "FP", "FN"} and 0.0 <= metrics["Accuracy"] <= 1.0
+    assert set(metrics) == {"Accuracy", "FP", "FN"} and 0.0 <= metrics["Accuracy"] <= 100.0
     path, again = task.write_predictions(model, tmp_path / "pred.json")
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["raw_file"] for r in lines] == (root / "test.txt").read_text().split()
     for rec in lines:
         assert list(rec) == ["lanes", "h_samples", "raw_file", "run_time"] and rec["run_time"] == 10
         assert len(rec["lanes"]) == 4 and all(len(lane) == 56 for lane in rec["lanes"])
-    assert eval_files(path, root / "test_label.json") == pytest.approx(again)
+    fractions = eval_files(path, root / "test_label.json")
+    assert {k: 100 * v for k, v in fractions.items()} == pytest.approx(again)  # the run reports percent
+    assert TuSimpleTask.score_files(path, root / "test_label.json", {}) == again
     assert again == pytest.approx(metrics)
     info = task.describe()
     assert info["test_images"] == 2 and info["aux"] is False
@@ -160,7 +162,6 @@ def test_evaluator_and_prediction_file(root, tmp_path):
 def test_benchmark_run_pipeline_writes_predictions(root, tmp_path, monkeypatch):
     """`benchmark run --task tusimple` end to end: method epochs with hard-prune checks, hard prune, masked retrain,
     a record, and a TuSimple prediction file that scores like the record's final metric."""
-    from harness.evaluators.tusimple import eval_files
     from harness.runner import RunConfig, run
 
     monkeypatch.chdir(tmp_path)
@@ -172,5 +173,5 @@ def test_benchmark_run_pipeline_writes_predictions(root, tmp_path, monkeypatch):
     assert rec["config"]["schedule"]["kind"] == "cosine-iter" and rec["config"]["schedule"]["warmup_iters"] == 100
     assert rec["compression"]["achieved"]["paper"] == pytest.approx(4.21, rel=1e-3)
     pred = Path(rec["artifacts"]["predictions"])
-    scores = eval_files(pred, root / "test_label.json")
-    assert scores["Accuracy"] == pytest.approx(rec["metrics"]["retrained"])
+    scores = TuSimpleTask.score_files(pred, root / "test_label.json", {})
+    assert scores["Accuracy"] == rec["metrics"]["retrained"]

@@ -19,7 +19,7 @@ import pytest
 
 from adapters.lanes.synthetic import random_submission
 from harness.errors import DataError, UserError
-from harness.evaluators import tusimple as ts
+from harness.evaluators.tusimple import reading, scoring
 from harness.evaluators.tusimple import eval_files, evaluate_predictions, load_gt_file, load_prediction_file
 
 H56 = list(range(160, 720, 10))  # the TuSimple h_samples: 56 rows, 160..710
@@ -252,7 +252,7 @@ def test_closed_form_threshold_matches_sklearn():
         rows = np.sort(rng.choice(R, n_valid, replace=False))
         x[rows] = np.rint(rng.uniform(0, 1280) + rng.uniform(-3, 3) * (np.array(H56)[rows] - 400) + rng.normal(0, 5, n_valid))
         x[x < 0] = -2
-        ours = ts._thresholds(x[None], np.array(H56, float)[None], np.ones((1, R), bool))[0]
+        ours = scoring._thresholds(x[None], np.array(H56, float)[None], np.ones((1, R), bool))[0]
         ref = _reference_threshold(x.tolist(), H56)
         assert abs(ours - ref) <= 1e-9 * ref
 
@@ -522,6 +522,6 @@ def test_distinct_h_samples_per_image(files):
     preds = [pred_rec(f"clips/{i}.jpg", [vertical(310 + i, len(h))], h=h) for i, h in enumerate(hs)]
     out = eval_files(write_jsonl(tmp / "p.json", preds), write_jsonl(tmp / "g.json", gts))
     assert (out["Accuracy"], out["FP"], out["FN"]) == pytest.approx(_reference_scores(preds, gts), abs=1e-12)
-    g = ts._pack_gt(gts, ts._record_where("ground-truth", gts), None)
+    g = reading.pack_gt(gts, reading.record_where("ground-truth", gts), None)
     assert g.rows.tolist() == [56, 48, 56, 56, 48]
     assert g.y[3, :56].tolist() == [y + 1 for y in H56] and g.y[1, :48].tolist() == h48

@@ -305,7 +305,7 @@ class CocoTask(Task):
         `coco_val_image_ids`; with any other dataset YAML they are scored against the GT Ultralytics builds from the
         YOLO labels (image ids = dataloader indices, all iscrowd 0, B8.1).
         """
-        from harness.evaluators.coco import STAT_NAMES, evaluate_detections, normalize_ultralytics_predictions
+        from harness.evaluators.coco import CocoEvaluator, normalize_ultralytics_predictions
 
         data = self._require_data()
         target = copy.deepcopy(getattr(model, "module", model)).float().eval()
@@ -330,17 +330,19 @@ class CocoTask(Task):
             known = {c["id"] for c in gt["categories"]}
             kept = [d for d in dets if d["category_id"] in known]
             other = len(dets) - len(kept)
-            result = evaluate_detections(kept, gt, backend=self.backend,
-                                         img_ids=self.data_cfg.get("coco_val_image_ids"))
+            evaluator = CocoEvaluator(gt, self.backend, img_ids=self.data_cfg.get("coco_val_image_ids"))
         else:
             gdict = validator.gdict
             preds = iter(jdict)
             dets = [{**next(preds), "image_id": image["id"]}
                     for image, count in zip(gdict["images"], validator.pred_counts) for _ in range(count)]
-            result = evaluate_detections([{k: d[k] for k in ("image_id", "category_id", "bbox", "score")}
-                                          for d in dets], gdict, backend=self.backend)
+            kept = [{k: d[k] for k in ("image_id", "category_id", "bbox", "score")} for d in dets]
             other = 0  # Ultralytics' GT lists every class of the YAML
-        coco = {name: 100.0 * float(v) for name, v in zip(STAT_NAMES, result["stats"])}
+            evaluator = CocoEvaluator(gdict, self.backend)
+        # Ultralytics' validator has already run the whole val set, so its detections arrive as one batch.
+        evaluator.reset()
+        evaluator.process(None, kept)
+        coco = evaluator.evaluate()
         return {
             "AP50": coco["AP50"],
             "AP": coco["AP"],
@@ -349,8 +351,8 @@ class CocoTask(Task):
             "mAP50-95_ultralytics": 100.0 * float(stats.get("metrics/mAP50-95(B)", 0.0)),
             "precision_ultralytics": 100.0 * float(stats.get("metrics/precision(B)", 0.0)),
             "recall_ultralytics": 100.0 * float(stats.get("metrics/recall(B)", 0.0)),
-            "n_images": float(result["n_images"]),
-            "n_detections": float(result["n_detections"]),
+            "n_images": coco["n_images"],
+            "n_detections": coco["n_detections"],
             "n_detections_other_categories": float(other),
         }
 
@@ -359,7 +361,22 @@ class CocoTask(Task):
         return [Path(gt)] if gt else []
 
     def evaluator_identity(self) -> dict[str, str]:
-        return {"name": f"harness.evaluators.coco ({self.backend}) on Ultralytics' validator", "version": "1"}
+        from harness.evaluators.coco import CocoEvaluator
+
+        ev = CocoEvaluator(self._gt(), backend=self.backend) if "coco_gt_json" in self.data_cfg else None
+        name = f"{ev.name} on Ultralytics' validator" if ev else "coco-bbox on Ultralytics' validator"
+        return {"name": name, "version": str(ev.version) if ev else "1"}
+
+    @classmethod
+    def score_files(cls, pred: Path, gt: Path, options: dict[str, Any]) -> dict[str, float]:
+        """COCO bbox stats in percent (AP50 = COCOeval.stats[1] x 100, ...) of a COCO results file against an
+        annotation file (`benchmark eval`); `options` may name the `backend` (faster-coco-eval or pycocotools)."""
+        from harness.evaluators.coco import score_files
+
+        unknown = sorted(set(options) - {"backend"})
+        if unknown:
+            raise UserError(f"benchmark eval --task coco: unknown option(s) {', '.join(unknown)}; known: backend")
+        return score_files(pred, gt, backend=str(options.get("backend", BACKENDS[0])))
 
     def describe(self) -> dict[str, Any]:
         import ultralytics

@@ -1,7 +1,7 @@
 """`TuSimpleTask`: UFLD (ResNet-18/34 row-anchor lane classifier) on TuSimple behind the harness `Task` contract.
 
 Models: `ufld_resnet18` (the seed paper's Table 4 model, released as `tusimple_18.pth`) and `ufld_resnet34`.
-Metric: the official TuSimple Accuracy (primary), FP and FN, as fractions in [0, 1] (tables show Accuracy x 100).
+Metric: the official TuSimple Accuracy (primary), FP and FN, in percent (the official fractions x 100).
 
 Task options (`--opt key=value`):
 * `aux` (bool, default false): build the auxiliary segmentation head and add its cross-entropy to the loss, as UFLD's
@@ -28,14 +28,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from adapters.lanes.constants import GRIDING_NUM, INPUT_SIZE, TEST_LABEL_FILE
-from adapters.lanes.decode import write_prediction_file
-from adapters.lanes.evaluator import TuSimpleEvaluator
+from adapters.lanes.decode import decode_batch, write_prediction_file
 from adapters.lanes.loss import TUSIMPLE_WEIGHTS, ufld_loss
 from adapters.lanes.tusimple_data import TuSimpleTest, TuSimpleTrain, check_layout, load_test_gt, read_test_list
 from adapters.lanes.ufld_model import ParsingNet, build_ufld, load_ufld_checkpoint
 from harness.config import TrainRecipe
 from harness.errors import UserError
 from harness.evaluation import inference_on_dataset
+from harness.evaluators.tusimple import TuSimpleEvaluator, score_files
 from harness.options import setting
 from harness.tasks import LoopTask, TaskConfig
 DEFAULT_BATCH = 32  # configs/tusimple.py
@@ -158,14 +158,22 @@ class TuSimpleTask(LoopTask):
             total, _ = ufld_loss(out, cls, weights=TUSIMPLE_WEIGHTS)
         return total
 
-    def predict(self, model: nn.Module, batch: Any) -> torch.Tensor:
+    def predict(self, model: nn.Module, batch: Any) -> list[dict]:
+        """The batch's TuSimple prediction records (decoded as UFLD does), named by the raw_files in `batch[1]`."""
         out = model(batch[0].to(self.cfg.device, non_blocking=True))
-        return out[0] if isinstance(out, tuple) else out
+        return decode_batch(out[0] if isinstance(out, tuple) else out, list(batch[1]))
 
     def evaluator(self) -> TuSimpleEvaluator:
         if self._gt is None:
             self._gt = load_test_gt(self.root, self._test().names)
         return TuSimpleEvaluator(self._gt)
+
+    @classmethod
+    def score_files(cls, pred: Path, gt: Path, options: dict[str, Any]) -> dict[str, float]:
+        """Accuracy / FP / FN in percent of a TuSimple prediction file against a GT file (`benchmark eval`)."""
+        if options:
+            raise UserError(f"benchmark eval --task tusimple takes no options, got {', '.join(sorted(options))}")
+        return score_files(pred, gt)
 
     def write_predictions(self, model: nn.Module, path: str | Path) -> tuple[Path, dict[str, float]]:
         """Run the test split, write UFLD's prediction JSON lines to `path` and return (path, metrics).
@@ -190,7 +198,7 @@ class TuSimpleTask(LoopTask):
             "augment": self.augment,
             "loss": "focal(gamma=2) + 1.0*similarity + 0.0*shape" + (" + 1.0*aux CE" if self.use_aux else ""),
             "decode": "UFLD eval_wrapper 'rel' (softmax expectation), 4 lanes always, run_time 10",
-            "evaluator": "harness.evaluators.tusimple (official LaneEval semantics; fractions)",
+            "evaluator": "harness.evaluators.tusimple (official LaneEval semantics; percent)",
             "prune_set_rule": "all Conv2d/Linear weights outside the aux head (slr_admm_spec §2.3 'all conv+fc')",
         }
         if self._train_set is not None:

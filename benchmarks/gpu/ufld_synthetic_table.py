@@ -109,7 +109,7 @@ def table(records: list[dict], command: str) -> str:
         f"{cfg.get('retrain_epochs')} masked-retrain epochs, batch {cfg.get('batch_size')}, amp {cfg.get('amp')}, "
         f"schedule {first['config'].get('schedule', {})}; dense model: {cfg.get('pretrain_epochs')} epochs on the "
         "synthetic training frames",
-        "- Accuracy is TuSimple Accuracy (official semantics) x 100 on the synthetic test frames; synthetic data says "
+        "- Accuracy is TuSimple Accuracy (official semantics, percent) on the synthetic test frames; synthetic data says "
         "nothing about the real benchmark",
         f"- Task options: {cfg.get('options') or 'none (official 288x800 input, griding 100)'}",
         "",
@@ -118,10 +118,10 @@ def table(records: list[dict], command: str) -> str:
     ]
     for r in done:
         m = r["metrics"]
-        checks = ", ".join(f"{c['epoch']}: {100 * c['metric']:.2f}" for c in r["curves"]["hardprune_checks"])
+        checks = ", ".join(f"{c['epoch']}: {c['metric']:.2f}" for c in r["curves"]["hardprune_checks"])
         lines.append(
-            f"| {r['compression']['achieved']['paper']:.2f}x | {r['method']} | {100 * m['dense']:.2f} | "
-            f"{100 * m['hardpruned']:.2f} | {100 * m['retrained']:.2f} | {checks} | "
+            f"| {r['compression']['achieved']['paper']:.2f}x | {r['method']} | {m['dense']:.2f} | "
+            f"{m['hardpruned']:.2f} | {m['retrained']:.2f} | {checks} | "
             f"{r['timing'].get('method_seconds', 0):.0f} | {r['timing'].get('retrain_seconds', 0):.0f} |"
         )
     failed = [r for r in records if r.get("status") != "completed"]

@@ -1,4 +1,4 @@
-"""Check harness/evaluators/tusimple.py against the official TuSimple `evaluate/lane.py`, and time both.
+"""Check harness/evaluators/tusimple/ against the official TuSimple `evaluate/lane.py`, and time both.
 
 What: generates a TuSimple-sized synthetic submission (2,782 images, 3-5 GT lanes, 56 h_samples 160..710, UFLD-like
 predictions with noise, missed lanes, spurious lanes and -2 rows), scores the same two files with the official
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from adapters.lanes.synthetic import random_submission  # noqa: E402
 from harness.evaluators import tusimple as ts  # noqa: E402
+from harness.evaluators.tusimple import reading, scoring  # noqa: E402
 
 H56 = list(range(160, 720, 10))
 TOL = 1e-9
@@ -141,13 +142,13 @@ def phase_times(pred: Path, gt: Path, repeat: int) -> tuple[float, float]:
     read, score = [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        g_rec, g_lines, g_sus = ts._read_jsonl(gt, "ground-truth")
-        g_where = ts._file_where(gt, g_lines)
-        g = ts._pack_gt(g_rec, g_where, g_sus)
-        p_rec, p_lines, p_sus = ts._read_jsonl(pred, "prediction")
-        p = ts._pack_pred(p_rec, ts._file_where(pred, p_lines), p_sus, g, g_where, str(pred), str(gt))
+        g_rec, g_lines, g_sus = reading.read_jsonl(gt, "ground-truth")
+        g_where = reading.file_where(gt, g_lines)
+        g = reading.pack_gt(g_rec, g_where, g_sus)
+        p_rec, p_lines, p_sus = reading.read_jsonl(pred, "prediction")
+        p = reading.pack_pred(p_rec, reading.file_where(pred, p_lines), p_sus, g, g_where, str(pred), str(gt))
         t1 = time.perf_counter()
-        ts._score(g, p)
+        scoring.score(g, p)
         t2 = time.perf_counter()
         read.append(t1 - t0)
         score.append(t2 - t1)
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     score_speedup = off_bench / ours_score
 
     lines = [
-        "# TuSimple metric: harness/evaluators/tusimple.py vs the official evaluate/lane.py (CPU)",
+        "# TuSimple metric: harness/evaluators/tusimple/ vs the official evaluate/lane.py (CPU)",
         "",
         f"- Command: `{' '.join(shlex.quote(a) for a in [sys.executable.split('/')[-1], *sys.argv])}`",
         f"- Date (UTC): {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M:%S')}",
@@ -260,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{statistics.median(off_t):.3f} | {statistics.median(ours_t):.3f} | **{speedup:.1f}x** |",
         f"| reading + JSON parsing (+ our validation and packing) | {off_read:.3f} | {ours_read:.3f} | "
         f"{off_read / ours_read:.1f}x |",
-        f"| scoring only (official per-image `bench` loop vs our `_score`) | {off_bench:.3f} | {ours_score:.4f} | "
-        f"**{score_speedup:.0f}x** |",
+        f"| scoring only (official per-image `bench` loop vs our `scoring.score`) | {off_bench:.3f} | "
+        f"{ours_score:.4f} | **{score_speedup:.0f}x** |",
         "",
         f"All runs: official {', '.join(f'{t:.3f}' for t in off_t)}; ours {', '.join(f'{t:.3f}' for t in ours_t)}.",
     ]

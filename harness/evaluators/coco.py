@@ -30,25 +30,29 @@ Backends
   reads (2.0 s of about 10 s under cProfile on 500k detections).
 * `pycocotools`: the reference implementation, used the standard way (`COCO` + `loadRes` + `COCOeval`).
 
-Input checks are stricter than pycocotools (which asserts on unknown image ids and silently ignores unknown
-category ids): any detection naming an image id or category id that the GT file does not contain raises
-`DataError`, because in practice that is a class-index/id-mapping bug (e.g. Ultralytics' class+1 ids or string
-COCO-2014 image ids; see `normalize_ultralytics_predictions`).
+Input checks (`coco_reading.py`) are stricter than pycocotools (which asserts on unknown image ids and silently
+ignores unknown category ids): any detection naming an image id or category id that the GT file does not contain
+raises `DataError`, because in practice that is a class-index/id-mapping bug (e.g. Ultralytics' class+1 ids or
+string COCO-2014 image ids; see `normalize_ultralytics_predictions`). GT that the two backends would score
+differently (ids outside int64, negative annotation ids, non-finite or negative boxes, `iscrowd` not 0/1) is
+rejected too.
+
+Units: `evaluate_detections` / `eval_files` return COCOeval's fractions (`stats`, `AP50`); `CocoEvaluator` and
+`score_files` return the stats by name in percent, the unit of every prunebench record and table.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import io
-import json
-import math
-from itertools import chain
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-import numpy as np
-
 from harness.errors import DataError
+from harness.evaluators.coco_reading import clean_detections, is_int, load_gt, read_json, show
+from harness.evaluators.records import RecordEvaluator
+from harness.evaluators.text import describe
 
 BACKENDS: tuple[str, ...] = ("faster-coco-eval", "pycocotools")
 
@@ -77,48 +81,6 @@ STAT_NAMES: tuple[str, ...] = (
     "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large",
 )  # fmt: skip
 
-_SHOW = 5  # how many offending ids/indices an error message names
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# small helpers
-
-
-def _show(values: Iterable[Any], limit: int = _SHOW) -> str:
-    vals = list(values)
-    head = ", ".join(repr(v) for v in vals[:limit])
-    return head + (f", … (+{len(vals) - limit} more)" if len(vals) > limit else "")
-
-
-def _read_json(path: str | Path, what: str) -> Any:
-    """Parse a JSON file, turning every way it can fail into a one-line DataError."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{what} {p} is not a file" if p.exists() else f"{what} not found: {p}")
-    try:
-        with p.open("rb") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{what} {p} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{what} {p} is not UTF-8 JSON text: {e.reason} at byte {e.start}") from None
-    except OSError as e:
-        raise DataError(f"cannot read {what} {p}: {e.strerror or e}") from None
-
-
-def _is_int(v: Any) -> bool:
-    # bool is an int subclass but never a valid id; numpy integers come from in-memory callers.
-    return (type(v) is int) or (isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)))
-
-
-def _is_num(v: Any) -> bool:
-    return (type(v) is float) or _is_int(v) or isinstance(v, np.floating)
-
-
-def _is_numpy_number(t: type) -> bool:
-    return issubclass(t, (np.integer, np.floating)) and not issubclass(t, np.bool_)
-
-
 @contextlib.contextmanager
 def _quiet(verbose: bool) -> Iterator[None]:
     """Swallow the COCO API's progress/summary prints (pure Python `print`s; neither backend's C code writes to
@@ -128,176 +90,6 @@ def _quiet(verbose: bool) -> Iterator[None]:
         return
     with contextlib.redirect_stdout(io.StringIO()):
         yield
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# ground truth
-
-
-def load_gt(gt: dict | str | Path) -> dict:
-    """Return a validated COCO ground-truth dict that the caller may mutate.
-
-    A path is parsed (and owned by us). A dict is copied one level deep per image/annotation, because both COCO
-    APIs write into the annotation dicts (`ignore`, int-coerced ids) and the caller's object must stay untouched.
-    """
-    if isinstance(gt, (str, Path)):
-        source = str(gt)
-        data = _read_json(gt, "COCO annotation file")
-    elif isinstance(gt, dict):
-        source = "ground-truth dict"
-        data = gt
-    else:
-        raise DataError(f"ground truth must be a COCO annotation dict or a path to one, got {type(gt).__name__}")
-    if not isinstance(data, dict):
-        raise DataError(f"{source}: a COCO annotation file is a JSON object, got a JSON {type(data).__name__}")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DataError(f"{source}: missing list '{key}' (not a COCO instances_*.json file?)")
-    if data is gt:
-        data = {
-            **gt,
-            "images": [dict(i) if isinstance(i, dict) else i for i in gt["images"]],
-            "annotations": [dict(a) if isinstance(a, dict) else a for a in gt["annotations"]],
-            "categories": [dict(c) if isinstance(c, dict) else c for c in gt["categories"]],
-        }
-    _validate_gt(data, source)
-    return data
-
-
-def _validate_gt(data: dict, source: str) -> None:
-    """Check the fields the bbox evaluation reads, so a broken file fails here and not deep inside a backend."""
-    for key, fields in (("images", ("id",)), ("categories", ("id",)),
-                        ("annotations", ("id", "image_id", "category_id", "bbox", "area"))):  # fmt: skip
-        for i, item in enumerate(data[key]):
-            if not isinstance(item, dict) or any(f not in item for f in fields):
-                miss = [f for f in fields if not isinstance(item, dict) or f not in item]
-                raise DataError(f"{source}: {key}[{i}] lacks {', '.join(miss)}")
-    img_ids = [im["id"] for im in data["images"]]
-    cat_ids = [c["id"] for c in data["categories"]]
-    anns = data["annotations"]
-    for key, ids in (("images", img_ids), ("categories", cat_ids), ("annotations", [a["id"] for a in anns])):
-        bad = [v for v in ids if not _is_int(v)]
-        if bad:
-            raise DataError(f"{source}: {key} ids must be integers, got {_show(bad)}")
-        if len(set(ids)) != len(ids):
-            seen: set = set()
-            dup = [v for v in ids if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
-            raise DataError(f"{source}: duplicate {key} ids {_show(sorted(set(dup)))}")
-    known_img, known_cat = set(img_ids), set(cat_ids)
-    bad_img = {a["image_id"] for a in anns} - known_img
-    if bad_img:
-        raise DataError(f"{source}: annotations reference {len(bad_img)} image ids missing from 'images': "
-                        f"{_show(sorted(bad_img, key=str))}")
-    bad_cat = {a["category_id"] for a in anns} - known_cat
-    if bad_cat:
-        raise DataError(f"{source}: annotations reference {len(bad_cat)} category ids missing from 'categories': "
-                        f"{_show(sorted(bad_cat, key=str))}")
-    for i, a in enumerate(anns):
-        bb = a["bbox"]
-        if not isinstance(bb, list) or len(bb) != 4 or not all(_is_num(v) for v in bb) or not _is_num(a["area"]):
-            raise DataError(f"{source}: annotations[{i}] (id {a['id']}) needs 'bbox' = 4 numbers and a numeric "
-                            f"'area', got bbox={bb!r} area={a['area']!r}")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# detections
-
-
-def _describe_bad_detection(d: Any) -> str | None:
-    """Why one detection entry is unusable, or None if it is fine."""
-    if not isinstance(d, dict):
-        return f"is a {type(d).__name__}, not an object"
-    for key in ("image_id", "category_id", "bbox", "score"):
-        if key not in d:
-            return f"has no '{key}'"
-    bb = d["bbox"]
-    if not isinstance(bb, (list, tuple, np.ndarray)) or len(bb) != 4 or not all(_is_num(v) for v in bb):
-        return f"needs 'bbox' = [x, y, w, h] (4 numbers), got {bb!r}"
-    if not all(math.isfinite(float(v)) for v in bb):
-        return f"has a non-finite bbox {bb!r}"
-    if bb[2] < 0 or bb[3] < 0:
-        return f"has a negative bbox width/height {bb!r}"
-    s = d["score"]
-    if not _is_num(s) or not math.isfinite(float(s)):
-        return f"needs a finite numeric 'score', got {s!r}"
-    for key in ("image_id", "category_id"):
-        v = d[key]
-        if not _is_int(v):
-            hint = (" (Ultralytics COCO-2014 predictions use file stems; convert them with "
-                    "normalize_ultralytics_predictions)") if isinstance(v, str) else ""
-            return f"needs an integer '{key}', got {v!r}{hint}"
-    return None
-
-
-def _first_bad(dets: list, source: str) -> DataError:
-    for i, d in enumerate(dets):
-        why = _describe_bad_detection(d)
-        if why is not None:
-            return DataError(f"{source}: detection [{i}] {why}")
-    # Only reachable if a fast-path check and the per-entry check disagree, i.e. a bug here.
-    raise AssertionError("detection validation fast path and slow path disagree")
-
-
-def _clean_detections(dets: Any, known_img: set, known_cat: set, source: str, eval_fields: bool) -> list[dict]:
-    """Validate detections and return fresh dicts (the COCO APIs write into result dicts, never into the caller's).
-
-    With `eval_fields` the dicts also get what `loadRes` would add for bbox results (1-based `id`, `area` = w*h,
-    `iscrowd` = 0), so the faster-coco-eval path can skip `loadRes`. Checks run as one cheap loop plus vectorised
-    type/finiteness tests; only when something is wrong do we walk the list again to name the first bad entry.
-    """
-    if not isinstance(dets, list):
-        raise DataError(f"{source}: detections must be a JSON list of objects, got a {type(dets).__name__}")
-    out: list[dict] = []
-    append = out.append
-    try:
-        if eval_fields:
-            for i, d in enumerate(dets, 1):
-                x, y, w, h = d["bbox"]
-                append({"id": i, "image_id": d["image_id"], "category_id": d["category_id"], "bbox": [x, y, w, h],
-                        "score": d["score"], "area": w * h, "iscrowd": 0})
-        else:
-            for d in dets:
-                x, y, w, h = d["bbox"]
-                append({"image_id": d["image_id"], "category_id": d["category_id"], "bbox": [x, y, w, h],
-                        "score": d["score"]})
-    except (KeyError, TypeError, ValueError, IndexError):
-        raise _first_bad(dets, source) from None
-    if not out:
-        return out
-    plain = {int, float}
-    if {type(v) for o in out for v in o["bbox"]} - plain or {type(o["score"]) for o in out} - plain:
-        types = {type(v) for o in out for v in o["bbox"]} | {type(o["score"]) for o in out}
-        if not all(t in plain or _is_numpy_number(t) for t in types):
-            raise _first_bad(dets, source)
-        # numpy scalars from an in-memory caller: make them plain Python numbers for the C extensions.
-        for o in out:
-            o["bbox"] = [float(v) for v in o["bbox"]]
-            o["score"] = float(o["score"])
-            if eval_fields:
-                o["area"] = o["bbox"][2] * o["bbox"][3]
-    boxes = np.fromiter(chain.from_iterable(o["bbox"] for o in out), dtype=np.float64, count=4 * len(out))
-    boxes = boxes.reshape(-1, 4)
-    scores = np.fromiter((o["score"] for o in out), dtype=np.float64, count=len(out))
-    if not (np.isfinite(boxes).all() and np.isfinite(scores).all() and (boxes[:, 2:] >= 0).all()):
-        raise _first_bad(dets, source)
-    for key in ("image_id", "category_id"):
-        types = {type(o[key]) for o in out}
-        if types != {int}:
-            if not all(t is int or (_is_numpy_number(t) and issubclass(t, np.integer)) for t in types):
-                raise _first_bad(dets, source)
-            for o in out:
-                o[key] = int(o[key])
-    for key, known, what in (("image_id", known_img, "image"), ("category_id", known_cat, "category")):
-        unknown = {o[key] for o in out} - known
-        if unknown:
-            n = sum(1 for o in out if o[key] in unknown)
-            hint = ""
-            if key == "category_id":
-                hint = (" (Ultralytics writes class+1 for non-COCO-2017 val lists; map them with "
-                        "normalize_ultralytics_predictions)")
-            raise DataError(f"{source}: {n} detections name {len(unknown)} {what} ids not in the ground truth: "
-                            f"{_show(sorted(unknown))}{hint}")
-    return out
 
 
 def normalize_ultralytics_predictions(
@@ -319,19 +111,20 @@ def normalize_ultralytics_predictions(
     out: list[dict] = []
     for i, p in enumerate(preds):
         if not isinstance(p, dict) or "image_id" not in p or "category_id" not in p:
-            raise DataError(f"Ultralytics prediction [{i}] lacks 'image_id' or 'category_id': {p!r}")
+            raise DataError(f"Ultralytics prediction [{i}] lacks 'image_id' or 'category_id': {describe(p)}")
         img = p["image_id"]
         if isinstance(img, str):
             tail = img.rsplit("_", 1)[-1]
-            if not tail.isdigit():
-                raise DataError(f"Ultralytics prediction [{i}]: image_id {img!r} does not end in digits "
+            if not (tail.isascii() and tail.isdigit() and len(tail) <= 18):  # 18 digits: always within int64
+                raise DataError(f"Ultralytics prediction [{i}]: image_id {describe(img)} does not end in digits "
                                 "(expected a COCO file stem such as COCO_val2014_000000000042)")
             img = int(tail)
-        elif not _is_int(img):
-            raise DataError(f"Ultralytics prediction [{i}]: image_id must be a file stem or an integer, got {img!r}")
+        elif not is_int(img):
+            raise DataError(f"Ultralytics prediction [{i}]: image_id must be a file stem or an integer, got "
+                            f"{describe(img)}")
         cat = p["category_id"]
-        if not _is_int(cat):
-            raise DataError(f"Ultralytics prediction [{i}]: category_id must be an integer, got {cat!r}")
+        if not is_int(cat):
+            raise DataError(f"Ultralytics prediction [{i}]: category_id must be an integer, got {describe(cat)}")
         if category_ids == "class+1":
             if not 1 <= cat <= 80:
                 raise DataError(f"Ultralytics prediction [{i}]: category_id {cat} is not a coco80 class+1 index "
@@ -355,16 +148,16 @@ def _resolve_img_ids(img_ids: Iterable[int] | None, gt: dict) -> list[int]:
     if img_ids is None:
         return sorted(set(int(i) for i in all_ids))
     ids = list(img_ids)
-    bad = [v for v in ids if not _is_int(v)]
+    bad = [v for v in ids if not is_int(v)]
     if bad:
-        raise DataError(f"img_ids must be integers, got {_show(bad)}")
+        raise DataError(f"img_ids must be integers, got {show(bad)}")
     ids = sorted(set(int(v) for v in ids))
     if not ids:
         raise DataError("img_ids is empty: nothing to evaluate")
     unknown = set(ids) - set(all_ids)
     if unknown:
         raise DataError(f"{len(unknown)} of the {len(ids)} img_ids are not images of the ground truth: "
-                        f"{_show(sorted(unknown))}")
+                        f"{show(sorted(unknown))}")
     return ids
 
 
@@ -398,7 +191,7 @@ def _run_faster(gt: dict, dets: list[dict], img_ids: list[int], verbose: bool) -
     say = print if verbose else (lambda *a, **k: None)
     with _quiet(verbose):
         coco_gt = COCO(gt, print_function=say)
-        # Equivalent of loadRes for bbox results: `dets` already carry id/area/iscrowd (see _clean_detections);
+        # Equivalent of loadRes for bbox results: `dets` already carry id/area/iscrowd (see clean_detections);
         # the polygon loadRes would add is only read by segm evaluation.
         coco_dt = COCO(print_function=say)
         coco_dt.dataset = {"images": list(gt["images"]), "categories": [dict(c) for c in gt["categories"]],
@@ -422,7 +215,7 @@ def _evaluate(dets: Any, gt_data: dict, det_source: str, backend: str, img_ids: 
     """Shared tail of both entry points; `gt_data` is validated and owned by us (the backends write into it)."""
     known_img = {im["id"] for im in gt_data["images"]}
     known_cat = {c["id"] for c in gt_data["categories"]}
-    clean = _clean_detections(dets, known_img, known_cat, det_source, eval_fields=(backend == "faster-coco-eval"))
+    clean = clean_detections(dets, known_img, known_cat, det_source, eval_fields=(backend == "faster-coco-eval"))
     ids = _resolve_img_ids(img_ids, gt_data)
     id_set = set(ids)
     n_gt = sum(1 for a in gt_data["annotations"] if a["image_id"] in id_set and not a.get("iscrowd", 0))
@@ -471,9 +264,46 @@ def eval_files(
     `predictions.json` through `normalize_ultralytics_predictions` first.
     """
     _check_backend(backend)
-    dets = _read_json(pred_path, "detections file")
+    dets = read_json(pred_path, "detections file")
     # load_gt on a path parses a fresh object that nobody else holds, so no defensive copy is made.
     return _evaluate(dets, load_gt(Path(gt_path)), str(pred_path), backend, img_ids, verbose)
+
+
+def as_percent(result: dict) -> dict[str, float]:
+    """The 12 stats by name in percent (COCOeval's fractions x 100, the project's unit), plus the image and
+    detection counts of an `evaluate_detections` / `eval_files` result."""
+    metrics = {name: 100.0 * float(v) for name, v in zip(STAT_NAMES, result["stats"])}
+    return metrics | {"n_images": float(result["n_images"]), "n_detections": float(result["n_detections"])}
+
+
+def score_files(pred_path: str | Path, gt_path: str | Path, backend: str = "faster-coco-eval") -> dict[str, float]:
+    """`eval_files` as `as_percent` metrics: what `benchmark eval --task coco` reports."""
+    return as_percent(eval_files(pred_path, gt_path, backend=backend))
+
+
+class CocoEvaluator(RecordEvaluator):
+    """The harness evaluator (reset / process / evaluate) for COCO bbox detections.
+
+    `process(batch, detections)` takes COCO result entries (`image_id`, COCO-91 `category_id`, `bbox` [x, y, w, h]
+    in original-image pixels, `score`), however the caller batches them (the coco task hands over all of Ultralytics'
+    validator output at once); `evaluate()` scores them against the GT on `img_ids` (None: every GT image) and
+    returns `as_percent` metrics.
+    """
+
+    name = "coco-bbox"
+
+    def __init__(self, gt: dict | str | Path, backend: str = "faster-coco-eval", img_ids: list[int] | None = None):
+        _check_backend(backend)
+        # A path is parsed and validated once here; evaluate_detections copies what the backends mutate.
+        self.gt = load_gt(gt) if isinstance(gt, (str, Path)) else gt
+        self.backend = backend
+        self.img_ids = img_ids
+        # The scores are the backend's: name its release so a record says which code computed them.
+        self.version = f"1 ({backend} {importlib.metadata.version(backend)})"
+        super().__init__()
+
+    def score(self, records: list[dict]) -> dict[str, float]:
+        return as_percent(evaluate_detections(records, self.gt, self.backend, self.img_ids))
 
 
 def format_stats(result: dict) -> str:

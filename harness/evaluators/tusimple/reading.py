@@ -1,43 +1,21 @@
-"""TuSimple lane-detection metric (Accuracy, FP, FN) with the official `LaneEval` semantics, vectorised with numpy.
+"""Reading and validating TuSimple JSON-lines files and records, packed into arrays for `scoring`.
 
-What: a reimplementation of `evaluate/lane.py` from `TuSimple/tusimple-benchmark` (`LaneEval.bench` per image and
-`LaneEval.bench_one_submit` over a submission). Why: the official file is Python 2, needs ujson and scikit-learn, and
-spends ~3 ms of Python per image (a scikit-learn fit per GT lane, list comprehensions per lane pair); the harness
-evaluates after every pruning stage, so it needs the same numbers much faster. The scores agree with the official
-code to 1e-9 (normally bit for bit); `benchmarks/perf/bench_tusimple_eval.py` checks this against a user's copy of
-the official file. No official code is included here; the rules below are restated from reading it.
+Everything here is about input, not about the metric: parsing (orjson, blank lines skipped), the record checks that
+name file, line and field in a one-line `DataError`, the join of predictions to the GT by `raw_file`, and the bounds
+that keep memory proportional to a real submission (`MAX_FILE_BYTES`, `MAX_RECORDS`, `MAX_GT_LANES`).
 
-Official rules, per image (`pred` = predicted lanes, `gt` = GT lanes, rows = the GT's `h_samples`):
-
-* a predicted lane whose length differs from the number of rows is an error;
-* `run_time > 200` or `len(pred) > len(gt) + 2` scores the image (acc 0, fp 0, fn 1);
-* each GT lane gets the tolerance `20 / cos(atan(k))`, k = least-squares slope of x on y over its points with
-  x >= 0 (k = 0 with fewer than two points): slanted lanes get a wider horizontal tolerance;
-* a (GT, pred) pair's point accuracy is the fraction of *all* rows where |p' - g'| < tolerance, p'/g' being the
-  values with every negative one replaced by -100 (so a row absent in both counts as correct);
-* a GT lane's accuracy is its best pair (0 without predictions); it is matched when that is >= 0.85, else a FN;
-  matching is not one-to-one, so FP = len(pred) - matched can be negative;
-* with more than 4 GT lanes the worst lane's accuracy is dropped and one FN is forgiven (once, whatever the count;
-  with 6+ GT lanes the image scores can exceed 1, as in the official code);
-* image scores: sum(acc) / max(min(4, len(gt)), 1), FP / len(pred) (0 without predictions), FN / max(min(4, len(gt)), 1).
-
-The submission scores are the per-image scores summed in prediction-file order and divided by the number of GT images
-(a per-image mean, not the pooled formula of the benchmark readme).
-
-Deliberate differences, all on input the official code rejects or mis-handles: bad input raises `DataError` naming
-file, line and field instead of a bare "Format of lanes error"; duplicate `raw_file`s (the official silently
-double-counts or drops them), non-finite numbers, booleans, integers beyond 2**53 (where int64 and float64 arithmetic
-part ways), empty `h_samples` (the official divides by zero) and GT lanes whose length differs from `h_samples` are
-rejected even on images the official would short-circuit; blank lines are skipped.
+Deliberate differences from the official reader, all on input it rejects or mis-handles: duplicate `raw_file`s (the
+official silently double-counts or drops them), non-finite numbers, booleans, integers beyond 2**53 (where int64 and
+float64 arithmetic part ways), empty `h_samples` (the official divides by zero) and GT lanes whose length differs from
+`h_samples` are rejected even on images the official would short-circuit; so are files and GT records beyond the
+bounds below, which no TuSimple set comes near.
 """
 
 from __future__ import annotations
 
 import array
-import gc
 import json
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from numbers import Real
@@ -47,37 +25,22 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from harness.errors import DataError
+from harness.evaluators.text import describe
 
-__all__ = [
-    "PIXEL_THRESH",
-    "POINT_THRESH",
-    "MAX_RUN_TIME_MS",
-    "evaluate_predictions",
-    "load_prediction_file",
-    "load_gt_file",
-    "eval_files",
-]
-
-PIXEL_THRESH = 20  # px, horizontal tolerance for a vertical lane (official `pixel_thresh`)
-POINT_THRESH = 0.85  # point accuracy a GT lane needs to count as matched (official `pt_thresh`)
-MAX_RUN_TIME_MS = 200  # images whose prediction took longer score zero (official `bench`)
-_MAX_COUNTED_LANES = 4  # scores are averaged over at most this many GT lanes
-_EXTRA_LANES_ALLOWED = 2  # more than len(gt) + this many predicted lanes scores the image zero
-_ABSENT = -100.0  # what the official substitutes for every negative x before comparing
 _MAX_ABS_VALUE = 2.0**53  # beyond this float64 (ours) and int64 (official) arithmetic differ
-# A comparison |p - g| < thresh is re-done with the official scikit-learn slope when |p - g| lies within this relative
-# distance of our closed-form threshold: the two slopes differ by a few ulps, which matters only in such ties
-# (e.g. slope 3/4 gives a threshold of exactly 25 px, and integer pixel offsets of 25 are common).
-_TIE_RTOL = 1e-9
-_PAIR_CHUNK = 8192  # lane pairs scored per numpy pass; bounds memory at ~ chunk * rows * 8 bytes per temporary
+_PAD = -100.0  # fills rows past a shorter image's own h_samples; scoring masks those rows out
+
+# Resource bounds. The TuSimple test GT is ~5 MB with 2,782 records of at most 5 lanes, and a prediction file of
+# UFLD's 4 lanes is about the same size; these bounds leave a wide margin yet keep parsing (roughly 10-20 bytes of
+# Python objects per byte of JSON) and scoring (GT lanes x predicted lanes pairs per image) to a few GB at worst.
+MAX_FILE_BYTES = 256 * 2**20
+MAX_RECORDS = 200_000
+# Official scoring pairs every GT lane with every predicted lane of an image, so memory grows with lanes^2; the
+# official has no bound of its own. Predicted lanes need none: an image with more than len(gt) + 2 of them scores
+# zero before any pair is formed (official rule), so GT lanes bound the pairs at MAX_GT_LANES * (MAX_GT_LANES + 2).
+MAX_GT_LANES = 16
 
 Where = Callable[[int], str]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Reading and validating records
-# ----------------------------------------------------------------------------------------------------------------------
-
 
 def _reject_constant(name: str) -> float:
     """`json.loads` hook: the stdlib accepts NaN/Infinity, which are not JSON and have no meaning as pixels."""
@@ -99,26 +62,39 @@ try:  # orjson parses TuSimple's number-heavy lines ~2-3x faster than the stdlib
     _DECODE_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError, UnicodeDecodeError)
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     _decode = _decode_stdlib
-    _DECODE_ERRORS = (ValueError, UnicodeDecodeError)
+    # RecursionError: the stdlib decoder on deeply nested arrays (orjson stops at depth 1024 with its own error).
+    _DECODE_ERRORS = (ValueError, UnicodeDecodeError, RecursionError)
 
 
-def _read_jsonl(path: str | Path, kind: str) -> tuple[list[dict], list[int], list[bool]]:
+def _read_bounded(path: Path, kind: str) -> bytes:
+    """The file's bytes, or `DataError` when it is missing, not a file, or larger than `MAX_FILE_BYTES`."""
+    if not path.is_file():
+        raise DataError(f"{kind} file {path} " + ("is not a file" if path.exists() else "does not exist"))
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"{kind} file {path} has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a TuSimple "
+                        "evaluation reads (MAX_FILE_BYTES in harness/evaluators/tusimple/reading.py)")
+    return path.read_bytes()
+
+
+def read_jsonl(path: str | Path, kind: str) -> tuple[list[dict], list[int], list[bool]]:
     """Parse a JSON-lines file into objects, their 1-based line numbers and whether each line may hold a boolean.
 
     The boolean flag is a cheap textual pre-check ("true"/"false" appear nowhere in most lines), so the per-value
     boolean scan only runs on the few records where JSON could have produced one.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{kind} file {path} does not exist")
+    data = _read_bounded(path, kind)
     records: list[dict] = []
     linenos: list[int] = []
-    data = path.read_bytes()
     # Most files hold no boolean at all: one scan of the whole file spares a scan per line.
     any_bool = b"true" in data or b"false" in data
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         if not line or line.isspace():
             continue  # a blank line (often a trailing one) carries no record
+        if len(records) == MAX_RECORDS:
+            raise DataError(f"{path}, line {lineno}: more than {MAX_RECORDS:,} records, the most a TuSimple "
+                            "evaluation reads (MAX_RECORDS in harness/evaluators/tusimple/reading.py)")
         try:
             obj = _decode(line)
         except _DECODE_ERRORS as exc:
@@ -143,16 +119,10 @@ def _is_number(v: Any) -> bool:
     return math.isfinite(f) and abs(f) < _MAX_ABS_VALUE
 
 
-def _describe(v: Any) -> str:
-    """Short repr of an offending value for a one-line error message."""
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _raw_file(rec: dict, where: str) -> str:
     raw = rec.get("raw_file")
     if not isinstance(raw, str) or not raw:
-        raise DataError(f"{where}: field 'raw_file' is {_describe(raw)}; it must be a non-empty string")
+        raise DataError(f"{where}: field 'raw_file' is {describe(raw)}; it must be a non-empty string")
     return raw
 
 
@@ -160,7 +130,7 @@ _SEQ_TYPES = (list, tuple)
 
 
 def _lane_lists(rec: dict, where: str) -> tuple[list, list[int]]:
-    """The `lanes` field as a list of sequences (lists from JSON, or arrays from an in-memory writer), and their lengths.
+    """The `lanes` field as a list of sequences (lists from JSON or arrays from an in-memory writer) and their lengths.
 
     JSON lanes are lists of lists, so the common case is one type check per lane in a comprehension; anything else
     is looked at lane by lane to name the offending one.
@@ -171,12 +141,12 @@ def _lane_lists(rec: dict, where: str) -> tuple[list, list[int]]:
             raise DataError(f"{where}: field 'lanes' is a {lanes.ndim}-D array; it must be a list of lanes")
         lanes = list(lanes)
     elif not isinstance(lanes, _SEQ_TYPES):
-        raise DataError(f"{where}: field 'lanes' is {_describe(lanes)}; it must be a list of lanes (lists of x)")
+        raise DataError(f"{where}: field 'lanes' is {describe(lanes)}; it must be a list of lanes (lists of x)")
     if all([type(lane) is list for lane in lanes]):
         return lanes, [len(lane) for lane in lanes]
     for j, lane in enumerate(lanes):
         if not isinstance(lane, (list, tuple, np.ndarray)) or (isinstance(lane, np.ndarray) and lane.ndim != 1):
-            raise DataError(f"{where}: field 'lanes'[{j}] is {_describe(lane)}; each lane must be a list of x values")
+            raise DataError(f"{where}: field 'lanes'[{j}] is {describe(lane)}; each lane must be a list of x values")
     return list(lanes), [len(lane) for lane in lanes]
 
 
@@ -195,7 +165,7 @@ def _first_len(lanes: list) -> int:
 def _check_number_field(rec: dict, key: str, where: str) -> float:
     v = rec[key]
     if not _is_number(v):
-        raise DataError(f"{where}: field '{key}' is {_describe(v)}; it must be a finite number")
+        raise DataError(f"{where}: field '{key}' is {describe(v)}; it must be a finite number")
     return float(v)
 
 
@@ -217,7 +187,7 @@ def _numbers_to_array(
                 for k, v in enumerate(seq):
                     if not _is_number(v):
                         pos = f"'{field}'[{j}][{k}]" if field == "lanes" else f"'{field}'[{k}]"
-                        raise DataError(f"{where(i)}: field {pos} is {_describe(v)}; it must be a finite number")
+                        raise DataError(f"{where(i)}: field {pos} is {describe(v)}; it must be a finite number")
 
     arr = _int_array(values)
     if arr is None:  # not all Python/numpy integers (floats, or something that is no number): numpy sorts them out
@@ -255,7 +225,7 @@ def _int_array(values: list) -> np.ndarray | None:
         return None
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenation of arange(s, s + c) for each (s, c), without a Python loop."""
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
@@ -266,7 +236,7 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _pad_lanes(flat: np.ndarray, lane_rows: np.ndarray, r_max: int) -> np.ndarray:
-    """Lay the flattened lanes out as a (n_lanes, r_max) array; rows past a lane's own length hold `_ABSENT`.
+    """Lay the flattened lanes out as a (n_lanes, r_max) array; rows past a lane's own length hold `_PAD`.
 
     TuSimple mixes 48- and 56-row images, so lanes are not all one length; the common uniform case is a reshape.
     """
@@ -275,15 +245,15 @@ def _pad_lanes(flat: np.ndarray, lane_rows: np.ndarray, r_max: int) -> np.ndarra
         return np.zeros((0, r_max))
     if np.all(lane_rows == r_max):
         return flat.reshape(n, r_max)
-    out = np.full((n, r_max), _ABSENT)
+    out = np.full((n, r_max), _PAD)
     lane = np.repeat(np.arange(n), lane_rows)
-    col = _ranges(np.zeros(n, dtype=np.int64), lane_rows)
+    col = ranges(np.zeros(n, dtype=np.int64), lane_rows)
     out[lane, col] = flat
     return out
 
 
 @dataclass
-class _GT:
+class GT:
     """Validated GT records packed into arrays, in GT-file order."""
 
     raw_files: list[str]
@@ -296,7 +266,7 @@ class _GT:
 
 
 @dataclass
-class _Pred:
+class Pred:
     """Validated prediction records, in prediction-file order, joined to the GT."""
 
     gt_pos: np.ndarray  # (n_images,) position of the matching GT image
@@ -318,7 +288,7 @@ def _checked_identity(
             raise DataError(f"{w}: field '{key}' is missing ({missing_hint})")
     raw = _raw_file(rec, w)
     if raw in index:
-        raise DataError(f"{w}: field 'raw_file' {raw!r} duplicates {where(index[raw])}")
+        raise DataError(f"{w}: field 'raw_file' {describe(raw)} duplicates {where(index[raw])}")
     return w, raw
 
 
@@ -330,7 +300,7 @@ def _checked_gt_record(rec: Any, i: int, where: Where, index: dict[str, int]) ->
     if isinstance(h, np.ndarray):
         h = h.tolist()
     if not isinstance(h, (list, tuple)) or not h:
-        raise DataError(f"{w}: field 'h_samples' is {_describe(h)}; it must be a non-empty list of y values")
+        raise DataError(f"{w}: field 'h_samples' is {describe(h)}; it must be a non-empty list of y values")
     lanes, lens = _lane_lists(rec, w)
     if lens.count(len(h)) != len(lens):
         j = next(j for j, n in enumerate(lens) if n != len(h))
@@ -341,7 +311,7 @@ def _checked_gt_record(rec: Any, i: int, where: Where, index: dict[str, int]) ->
     return raw, h, lanes
 
 
-def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool] | None) -> _GT:
+def pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool] | None) -> GT:
     """Validate GT records (`raw_file`, `h_samples`, `lanes`) and pack them; raise `DataError` at the first problem."""
     if not records:
         raise DataError(f"{where(-1)}: no ground-truth records; the official evaluator divides by their number")
@@ -372,6 +342,13 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
             h_distinct.append(h)
             prev_h = h
         h_which.append(len(h_distinct) - 1)
+    lane_counts = np.fromiter((len(ls) for ls in lanes_per), dtype=np.int64, count=len(lanes_per))
+    crowded = np.flatnonzero(lane_counts > MAX_GT_LANES)
+    if len(crowded):
+        i = int(crowded[0])
+        raise DataError(f"{where(i)}: field 'lanes' has {lane_counts[i]} lanes, more than the {MAX_GT_LANES} a "
+                        "ground-truth image may have (TuSimple labels at most 5; scoring pairs every GT lane with "
+                        "every predicted lane, so memory grows with their product)")
     # A bad value in any h_samples list is also in the distinct list equal to it; `locate` then walks every record.
     y_flat = _numbers_to_array(
         list(chain.from_iterable(h_distinct)), records, [[h] for h in h_lists], where, "h_samples", bool_suspects
@@ -382,9 +359,8 @@ def _pack_gt(records: Sequence[dict], where: Where, bool_suspects: Sequence[bool
     distinct_rows = np.fromiter((len(h) for h in h_distinct), dtype=np.int64, count=len(h_distinct))
     which = np.asarray(h_which, dtype=np.int64)
     rows = distinct_rows[which]
-    lane_counts = np.fromiter((len(ls) for ls in lanes_per), dtype=np.int64, count=len(lanes_per))
     r_max = int(rows.max())
-    return _GT(
+    return GT(
         raw_files=raw_files,
         index=index,
         rows=rows,
@@ -426,7 +402,7 @@ def _check_pred_records(
     for i, rec in enumerate(records):
         raw, rt, lanes, h = (rec.get("raw_file"), rec.get("run_time"), rec.get("lanes"), rec.get("h_samples")) \
             if type(rec) is dict else (None, None, None, None)
-        # Fast path (see `_pack_gt`): a new str raw_file, an int or float run_time within +-2**53 (NaN and infinities
+        # Fast path (see `pack_gt`): a new str raw_file, an int or float run_time within +-2**53 (NaN and infinities
         # fail the comparisons; bool is neither type), a list of lanes that are lists of one length, len(h_samples)
         # when that is a list, else (absent or null) the first lane's. Anything else takes the full checks.
         if (
@@ -445,22 +421,23 @@ def _check_pred_records(
     return raw_files, index, lanes_per, run_times
 
 
-def _pack_pred(
-    records: Sequence[dict], where: Where, bool_suspects: Sequence[bool] | None, gt: _GT, gt_where: Where,
+def pack_pred(
+    records: Sequence[dict], where: Where, bool_suspects: Sequence[bool] | None, gt: GT, gt_where: Where,
     pred_name: str, gt_name: str,
-) -> _Pred:
+) -> Pred:
     """Validate predictions, join them to the GT by `raw_file` and pack them; raise `DataError` on any problem."""
     raw_files, index, lanes_per, run_times = _check_pred_records(records, where)
     unknown = [i for i, raw in enumerate(raw_files) if raw not in gt.index]
     if unknown:
-        first = ", ".join(repr(raw_files[i]) for i in unknown[:3])
+        first = ", ".join(describe(raw_files[i]) for i in unknown[:3])
         raise DataError(
             f"{where(unknown[0])}: field 'raw_file': {len(unknown)} prediction(s) name images that are not in "
-            f"{gt_name} (first: {first}); official: 'Some raw_file from your predictions do not exist in the test tasks.'"
+            f"{gt_name} (first: {first}); official: 'Some raw_file from your predictions do not exist in the test "
+            "tasks.'"
         )
     missing = [g for g, raw in enumerate(gt.raw_files) if raw not in index]
     if missing:
-        first = ", ".join(repr(gt.raw_files[g]) for g in missing[:3])
+        first = ", ".join(describe(gt.raw_files[g]) for g in missing[:3])
         raise DataError(
             f"{pred_name}: {len(missing)} of {len(gt.raw_files)} ground-truth images have no prediction "
             f"(first: {first}; first at {gt_where(missing[0])}); official: 'We do not get the predictions of all "
@@ -480,7 +457,7 @@ def _pack_pred(
     x_flat = _numbers_to_array(
         list(chain.from_iterable(chain.from_iterable(lanes_per))), records, lanes_per, where, "lanes", bool_suspects
     )
-    return _Pred(
+    return Pred(
         gt_pos=gt_pos,
         run_time=np.asarray(run_times, dtype=np.float64),
         lane_counts=lane_counts,
@@ -489,143 +466,7 @@ def _pack_pred(
     )
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Scoring
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def _official_threshold(xs: np.ndarray, ys: np.ndarray) -> float:
-    """The tolerance exactly as the official computes it, with scikit-learn's `LinearRegression` slope.
-
-    Used only to settle ties (see `_TIE_RTOL`), so the cost of a fit is paid on a handful of lanes. Without
-    scikit-learn (an installed dependency, so this is unexpected) the closed form is the best available answer.
-    """
-    mask = xs >= 0
-    xv, yv = xs[mask], ys[mask]
-    if len(xv) <= 1:
-        return PIXEL_THRESH / np.cos(0)
-    try:
-        from sklearn.linear_model import LinearRegression
-    except ImportError:  # pragma: no cover - scikit-learn is a declared dependency
-        return float(_thresholds(xs[None], ys[None], np.ones((1, len(xs)), bool))[0])
-    k = LinearRegression().fit(yv[:, None], xv).coef_[0]
-    return PIXEL_THRESH / np.cos(np.arctan(k))
-
-
-def _thresholds(x: np.ndarray, y: np.ndarray, row_ok: np.ndarray) -> np.ndarray:
-    """Per-lane tolerance 20 / cos(atan(k)), k = least-squares slope of x on y over valid points (x >= 0).
-
-    x, y: (n_lanes, rows) with y broadcast per lane; row_ok masks padding rows. The closed form
-    k = sum((y - ybar)(x - xbar)) / sum((y - ybar)^2), with two passes for accuracy, equals scikit-learn's
-    `LinearRegression().fit(y[:, None], x).coef_[0]` to ~1e-15 relative on pixel data. A lane with fewer than two
-    valid points, or all of them on one row (scikit-learn then returns slope 0), gets k = 0, i.e. 20 px.
-    """
-    m = (x >= 0) & row_ok
-    n = m.sum(axis=1)
-    safe_n = np.maximum(n, 1)
-    ybar = np.where(m, y, 0.0).sum(axis=1) / safe_n
-    xbar = np.where(m, x, 0.0).sum(axis=1) / safe_n
-    dy = np.where(m, y - ybar[:, None], 0.0)
-    dx = np.where(m, x - xbar[:, None], 0.0)
-    syy = (dy * dy).sum(axis=1)
-    sxy = (dy * dx).sum(axis=1)
-    fitted = (n >= 2) & (syy > 0)
-    k = np.divide(sxy, syy, out=np.zeros_like(sxy), where=fitted)
-    return PIXEL_THRESH / np.cos(np.arctan(k))
-
-
-def _score(gt: _GT, pred: _Pred) -> dict[str, float]:
-    """Official per-image scores, summed in prediction order and divided by the number of GT images."""
-    n_img = len(pred.gt_pos)
-    n_gt = gt.lane_counts[pred.gt_pos]
-    n_pr = pred.lane_counts
-    rows = gt.rows[pred.gt_pos]
-    zeroed = (pred.run_time > MAX_RUN_TIME_MS) | (n_gt + _EXTRA_LANES_ALLOWED < n_pr)
-    active = np.flatnonzero(~zeroed)
-
-    # GT lanes of the scored images, stacked in prediction order; `g_img` is each lane's image.
-    g_img = np.repeat(active, n_gt[active])
-    g_rows = _ranges(gt.lane_start[pred.gt_pos[active]], n_gt[active])
-    G = gt.x[g_rows]
-    row_ok = np.arange(G.shape[1])[None, :] < rows[g_img][:, None]  # padding rows of shorter images are off
-    thresh = _thresholds(G, gt.y[pred.gt_pos[g_img]], row_ok)
-
-    # All (GT lane, pred lane) pairs of each image, grouped by GT lane so that per-lane maxima are contiguous.
-    pairs_per_g = n_pr[g_img]
-    n_pairs = int(pairs_per_g.sum())
-    seg_start = np.cumsum(pairs_per_g) - pairs_per_g
-    pair_g = np.repeat(np.arange(len(g_img)), pairs_per_g)
-    pair_p = _ranges(pred.lane_start[g_img], pairs_per_g)  # every pred lane of the GT lane's image
-
-    Gc = np.where(G >= 0, G, _ABSENT)
-    Pc = np.where(pred.x >= 0, pred.x, _ABSENT)
-    if np.all(G == np.rint(G)) and np.all(pred.x == np.rint(pred.x)):
-        # Integer pixels give integer distances, so a tie needs a threshold within _TIE_RTOL of an integer.
-        tie_prone = np.abs(thresh - np.rint(thresh)) <= _TIE_RTOL * thresh
-    else:
-        tie_prone = np.ones(len(thresh), dtype=bool)
-    # A lane with fewer than two valid points gets exactly 20.0 in both implementations: nothing to settle.
-    tie_prone &= ((G >= 0) & row_ok).sum(axis=1) >= 2
-
-    hits = np.empty(n_pairs, dtype=np.int64)
-    tied_lanes: set[int] = set()
-    for lo in range(0, n_pairs, _PAIR_CHUNK):
-        hi = min(lo + _PAIR_CHUNK, n_pairs)
-        gi, pi = pair_g[lo:hi], pair_p[lo:hi]
-        dist = np.abs(Pc[pi] - Gc[gi])
-        th = thresh[gi][:, None]
-        ok = row_ok[gi]
-        hits[lo:hi] = ((dist < th) & ok).sum(axis=1)
-        prone = np.flatnonzero(tie_prone[gi])
-        if len(prone):
-            near = (np.abs(dist[prone] - th[prone]) <= _TIE_RTOL * th[prone]) & ok[prone]
-            tied_lanes.update(gi[prone[near.any(axis=1)]].tolist())
-    for lane in sorted(tied_lanes):
-        r = int(rows[g_img[lane]])
-        thresh[lane] = _official_threshold(G[lane, :r], gt.y[pred.gt_pos[g_img[lane]], :r])
-        sel = np.arange(seg_start[lane], seg_start[lane] + pairs_per_g[lane])
-        hits[sel] = (np.abs(Pc[pair_p[sel], :r] - Gc[lane, :r]) < thresh[lane]).sum(axis=1)
-
-    # Point accuracy of a pair: correct rows over all rows (count / len(gt), the same float division as official).
-    pair_acc = hits / rows[g_img][pair_g].astype(np.float64)
-    best = np.zeros(len(g_img))  # a GT lane with no predictions scores 0
-    has_pairs = pairs_per_g > 0
-    if n_pairs:
-        best[has_pairs] = np.maximum.reduceat(pair_acc, seg_start[has_pairs])
-    matched = best >= POINT_THRESH
-
-    acc_sum = np.bincount(g_img, weights=best, minlength=n_img)  # adds in lane order, like the official sum()
-    n_matched = np.bincount(g_img, weights=matched.astype(np.float64), minlength=n_img)
-    fn = n_gt - n_matched
-    over = n_gt > _MAX_COUNTED_LANES
-    fn = np.where(over & (fn > 0), fn - 1, fn)  # one FN forgiven on images with more than 4 GT lanes
-    over_active = np.flatnonzero(over & ~zeroed)
-    if len(over_active):
-        # The worst GT lane's accuracy is dropped (once) on images with more than 4 GT lanes.
-        first = np.cumsum(n_gt[active]) - n_gt[active]
-        starts = first[np.searchsorted(active, over_active)]
-        acc_sum[over_active] -= [best[s : s + c].min() for s, c in zip(starts.tolist(), n_gt[over_active].tolist())]
-    denom = np.maximum(np.minimum(float(_MAX_COUNTED_LANES), n_gt), 1.0)
-    img_acc = acc_sum / denom
-    img_fp = np.divide(n_pr - n_matched, n_pr, out=np.zeros(n_img), where=n_pr > 0)
-    img_fn = fn / denom
-    img_acc[zeroed], img_fp[zeroed], img_fn[zeroed] = 0.0, 0.0, 1.0
-
-    num = len(gt.raw_files)
-    # cumsum adds left to right like the official loop, so the totals normally match it bit for bit.
-    return {
-        "Accuracy": float(np.cumsum(img_acc)[-1] / num),
-        "FP": float(np.cumsum(img_fp)[-1] / num),
-        "FN": float(np.cumsum(img_fn)[-1] / num),
-    }
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Public API
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def _record_where(kind: str, records: Sequence[Any]) -> Where:
+def record_where(kind: str, records: Sequence[Any]) -> Where:
     """Location text for in-memory records: position plus raw_file when readable."""
 
     def where(i: int) -> str:
@@ -633,35 +474,19 @@ def _record_where(kind: str, records: Sequence[Any]) -> Where:
             return f"{kind} records"
         rec = records[i]
         raw = rec.get("raw_file") if isinstance(rec, dict) else None
-        return f"{kind} record {i}" + (f" (raw_file {raw!r})" if isinstance(raw, str) else "")
+        return f"{kind} record {i}" + (f" (raw_file {describe(raw)})" if isinstance(raw, str) else "")
 
     return where
 
 
-def _file_where(path: str | Path, linenos: list[int]) -> Where:
+def file_where(path: str | Path, linenos: list[int]) -> Where:
     return lambda i: f"{path}" if i < 0 else f"{path}, line {linenos[i]}"
-
-
-def evaluate_predictions(pred_records: list[dict], gt_records: list[dict]) -> dict[str, float]:
-    """Official TuSimple scores of prediction records against GT records: {"Accuracy", "FP", "FN"} as fractions.
-
-    Records are parsed JSON objects as in the official files (`raw_file`, `lanes`, `run_time` for predictions;
-    `raw_file`, `lanes`, `h_samples` for GT); `lanes` may also be numpy arrays. Every GT image needs exactly one
-    prediction and vice versa. Raises `DataError` on bad input.
-    """
-    gt_where = _record_where("ground-truth", gt_records)
-    gt = _pack_gt(gt_records, gt_where, None)
-    pred = _pack_pred(
-        pred_records, _record_where("prediction", pred_records), None, gt, gt_where, "predictions",
-        "the ground truth",
-    )
-    return _score(gt, pred)
 
 
 def load_gt_file(path: str | Path) -> list[dict]:
     """Read and validate a TuSimple GT JSON-lines file (e.g. `test_label.json`); raises `DataError` on bad input."""
-    records, linenos, suspects = _read_jsonl(path, "ground-truth")
-    _pack_gt(records, _file_where(path, linenos), suspects)
+    records, linenos, suspects = read_jsonl(path, "ground-truth")
+    pack_gt(records, file_where(path, linenos), suspects)
     return records
 
 
@@ -671,39 +496,10 @@ def load_prediction_file(path: str | Path) -> list[dict]:
     Checks what can be checked without the GT: fields, types, duplicates and lane lengths; `eval_files` also checks
     the join with the GT.
     """
-    records, linenos, suspects = _read_jsonl(path, "prediction")
-    where = _file_where(path, linenos)
+    records, linenos, suspects = read_jsonl(path, "prediction")
+    where = file_where(path, linenos)
     _, _, lanes_per, _ = _check_pred_records(records, where)
     _numbers_to_array(
         list(chain.from_iterable(chain.from_iterable(lanes_per))), records, lanes_per, where, "lanes", suspects
     )
     return records
-
-
-def eval_files(pred_path: str | Path, gt_path: str | Path) -> dict[str, float]:
-    """Official TuSimple scores of a prediction file against a GT file (the `bench_one_submit` equivalent)."""
-    with _no_gc():
-        gt_records, gt_lines, gt_suspects = _read_jsonl(gt_path, "ground-truth")
-        gt_where = _file_where(gt_path, gt_lines)
-        gt = _pack_gt(gt_records, gt_where, gt_suspects)
-        pred_records, pred_lines, pred_suspects = _read_jsonl(pred_path, "prediction")
-        pred = _pack_pred(
-            pred_records, _file_where(pred_path, pred_lines), pred_suspects, gt, gt_where, str(pred_path), str(gt_path)
-        )
-        # Free the parsed objects while the collector is still off; re-enabling it with them alive would make the
-        # next collection walk them all.
-        del gt_records, pred_records
-    return _score(gt, pred)
-
-
-@contextmanager
-def _no_gc():
-    """Pause the cyclic garbage collector while millions of small objects are parsed: they hold no cycles, and the
-    collector's repeated passes over them cost ~10 % of an evaluation. Restores the previous state."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

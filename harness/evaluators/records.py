@@ -1,0 +1,31 @@
+"""The shared shape of evaluators that score a whole pass at once (COCO detections, TuSimple lane records)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterable
+
+
+class RecordEvaluator:
+    """Collects the task's output records (one dict per detection or image) over a pass; `evaluate()` scores them.
+
+    Such metrics are not sums over batches (AP ranks all detections; TuSimple averages over the GT images), so
+    `process` only accumulates and `records` stays available afterwards (e.g. to write a prediction file).
+    """
+
+    name: ClassVar[str]
+    version: str
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def reset(self) -> None:
+        self.records = []
+
+    def process(self, batch: Any, outputs: Iterable[dict]) -> None:
+        self.records.extend(outputs)
+
+    def evaluate(self) -> dict[str, float]:
+        return self.score(self.records)
+
+    def score(self, records: list[dict]) -> dict[str, float]:
+        raise NotImplementedError
