@@ -168,7 +168,7 @@ def add_eval_parser(sub: Any) -> None:
     p.add_argument("--task", required=True, help="A task with a file scorer: tusimple or coco.")
     p.add_argument("--pred", required=True, type=Path, help="Predictions: TuSimple JSON lines or COCO detections.")
     p.add_argument("--gt", required=True, type=Path, help="Ground truth: test_label.json or instances_*.json.")
-    p.add_argument("--backend", default="faster-coco-eval", help="COCO only: faster-coco-eval or pycocotools.")
+    p.add_argument("--backend", default=None, help="COCO only: faster-coco-eval (default) or pycocotools.")
     p.add_argument("--json", dest="json_out", action="store_true", help="Print one JSON object on stdout.")
     p.set_defaults(func=eval_cmd)
 
@@ -176,13 +176,13 @@ def add_eval_parser(sub: Any) -> None:
 def eval_cmd(ns: argparse.Namespace) -> int:
     from harness.tasks import get_task_class
 
-    options = {"backend": ns.backend} if ns.backend != "faster-coco-eval" else {}
+    options = {} if ns.backend is None else {"backend": ns.backend}
     result = get_task_class(ns.task).score_files(ns.pred, ns.gt, options)
-    if ns.json_out:
+    if ns.json_out:  # NaN (e.g. AP of a category without GT) as null: strict JSON readers choke on bare NaN
         print(json.dumps({k: (v if v == v else None) for k, v in result.items()}))
     else:
         for k, v in result.items():
-            _out(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}")
+            _out(f"{k}: {v:.0f}" if k.startswith("n_") else f"{k}: {v:.2f}")
     return 0
 
 
