@@ -63,7 +63,8 @@ class CurveLog(EpochHook):
             point = {"phase": ctx.spec.name, **point}
         ctx.record.curves[self.curve].append(point)
         ctx.record.epochs[ctx.spec.name] = stats.epoch
-        ctx.record.updates = list(getattr(ctx.spec.hooks, "updates", ctx.record.updates))
+        if ctx.spec.name == "method":  # the method's dual/Z updates (retraining has none: keep them)
+            ctx.record.updates = list(getattr(ctx.spec.hooks, "updates", ctx.record.updates))
 
     def after_phase(self, ctx: PhaseContext) -> None:
         ctx.record.epochs.setdefault(ctx.spec.name, 0)

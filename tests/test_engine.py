@@ -93,6 +93,16 @@ def test_curve_log_points_and_epoch_count():
     assert ctx.record.epochs["method"] == 2
 
 
+def test_retrain_curve_keeps_the_method_updates():
+    ctx = make_ctx(epochs=1)
+    ctx.spec.hooks.updates.append({"epoch": 1, "s": 0.01})
+    run_phase(FakeDriver(), ctx, [CurveLog("train")])
+    retrain = make_ctx(epochs=1, name="retrain")
+    retrain.record = ctx.record  # one record across the phases, as in a run
+    run_phase(FakeDriver(), retrain, [CurveLog("retrain")])
+    assert retrain.record.updates == [{"epoch": 1, "s": 0.01}]
+
+
 def test_hard_prune_check_cadence_uses_a_pruned_copy():
     ctx = make_ctx(epochs=5)
     plan = SparsityPlan(ratios={"weight": 0.75})
