@@ -156,7 +156,7 @@ class RunConfig:
     keep_checkpoint: bool = setting(False, help="Keep checkpoint.pt after the run completes (only resuming needs "
                                     "it).")
     tensorboard: bool = setting(True, help="Write TensorBoard event files (curves, hard-prune checks, dual updates, "
-                                "final metrics) into <run folder>/tensorboard/.")
+                                "final metrics) into <run folder>/tensorboard/ (on by default).")
     mlflow: Optional[str] = setting(None, help="Also log params, per-epoch and final metrics to this MLflow tracking "
                                     "URI (e.g. file:///tmp/mlruns or http://host:5000); needs "
                                     "`pip install prunebench[mlflow]`.")

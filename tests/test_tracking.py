@@ -75,7 +75,8 @@ def test_flat_params_for_hyperparameter_tables():
         "a": 1, "s.rho": 0.1, "s.o": "{}", "n": "null", "l": "[1, 2]"}
 
 
-def test_digits_run_writes_tensorboard_by_default(workdir):
+def test_digits_run_writes_tensorboard_by_default(workdir, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(workdir / "cache"))  # a cold dense cache: the pretrain phase runs
     rec = run(RunConfig(**TINY), log=lambda s: None)
     acc = read_events(Path(rec["artifacts"]["dir"]) / "tensorboard")
     assert [s for s, _ in series(acc, "pretrain/loss")] == [1]
@@ -135,3 +136,24 @@ def test_mlflow_missing_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
     with pytest.raises(UserError, match=r"pip install prunebench\[mlflow\]"):
         Tracker(RunConfig(mlflow="file:///tmp/x"), tmp_path)
+
+
+def test_mlflow_resume_bad_uri_and_a_failing_store(tmp_path):
+    if not _mlflow_installed():
+        pytest.skip("mlflow-skinny could not be installed (no package registry)")
+    from harness.tracking import MlflowSink
+
+    uri, tags, warnings = (tmp_path / "mlruns").as_uri(), {"prunebench.run_id": "rid"}, []
+    first = MlflowSink(uri, "rid", tags, resume=False, warn=warnings.append)
+    again = MlflowSink(uri, "rid", tags, resume=True, warn=warnings.append)
+    assert again.run == first.run  # --resume continues the MLflow run of the same run id
+    with pytest.raises(UserError, match="--mlflow nosuchscheme://x: cannot open the MLflow tracking store"):
+        MlflowSink("nosuchscheme://x", "rid", tags, resume=False, warn=warnings.append)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("server went away")
+
+    again.client.log_batch = down  # type: ignore[method-assign]
+    again.scalars({"method/loss": 1.0}, 1)
+    again.scalars({"method/loss": 0.5}, 2)  # the sink is off now: no second warning, no exception
+    assert len(warnings) == 1 and "MLflow logging to" in warnings[0] and "server went away" in warnings[0]
