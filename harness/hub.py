@@ -29,7 +29,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from harness.errors import CheckpointError, UserError
 from harness.progress import progress_enabled
@@ -97,8 +97,9 @@ def source_for(value: str) -> Source | None:
     return KNOWN.get(value)
 
 
-def resolve(value: str | None) -> Path | None:
-    """The local file for a `--weights` value (downloading a known name into the cache when needed)."""
+def resolve(value: str | None, log: Callable[[str], None] = print) -> Path | None:
+    """The local file for a `--weights` value (downloading a known name into the cache when needed; `log` says so,
+    since the progress bar is off where long runs live: no terminal)."""
     if not value:
         return None
     path = Path(value).expanduser()
@@ -110,6 +111,7 @@ def resolve(value: str | None) -> Path | None:
                               f"{', '.join(KNOWN)}, or torchvision:<Enum>.<WEIGHT>)")
     dest = cache_dir() / source.name
     if not dest.is_file():
+        log(f"downloading {source.name} from {url_of(source)} into {dest}")
         download(source, dest)
     return dest
 

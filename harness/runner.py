@@ -129,7 +129,7 @@ class Run:
         self.recipe = resolve(cfg, task_cls)
         self.device = resolve_device(cfg.device)
         # A weights name (yolov3-tinyu.pt, torchvision:<Enum>.<WEIGHT>, tusimple_18.pth) becomes its cached file.
-        self.weights = hub.resolve(cfg.weights)
+        self.weights = hub.resolve(cfg.weights, log=log)
         self.task: Task = build_task(cfg.task, TaskConfig(
             model=cfg.model, data=Path(cfg.data) if cfg.data else None,  # type: ignore[arg-type]
             weights=self.weights, batch_size=cfg.batch_size, device=self.device,

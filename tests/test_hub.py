@@ -55,11 +55,13 @@ def cache_files(cache: Path) -> list[str]:
 def test_good_file_is_downloaded_once_and_cached(served, monkeypatch):
     root, cache = served
     data = torch_file(root / "yolov3-tinyu.pt")
-    path = hub.resolve("yolov3-tinyu.pt")
+    said: list[str] = []
+    path = hub.resolve("yolov3-tinyu.pt", log=said.append)
     assert path == cache / "yolov3-tinyu.pt" and path.read_bytes() == data
+    assert said == [f"downloading yolov3-tinyu.pt from {hub.url_of(hub.KNOWN['yolov3-tinyu.pt'])} into {path}"]
     assert cache_files(cache) == ["yolov3-tinyu.pt"]  # no temporary file left
     monkeypatch.setenv(hub.URL_ENV, "http://127.0.0.1:9/")  # nothing listens there: a second use is offline
-    assert hub.resolve("yolov3-tinyu.pt") == path
+    assert hub.resolve("yolov3-tinyu.pt", log=said.append) == path and len(said) == 1
 
 
 def test_known_sha256_is_checked(served, monkeypatch):
