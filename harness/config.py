@@ -155,8 +155,14 @@ class RunConfig:
                                     "0: none). Raise it for big models: a UFLD checkpoint is about 2 GB.")
     keep_checkpoint: bool = setting(False, help="Keep checkpoint.pt after the run completes (only resuming needs "
                                     "it).")
+    tensorboard: bool = setting(True, help="Write TensorBoard event files (curves, hard-prune checks, dual updates, "
+                                "final metrics) into <run folder>/tensorboard/ (on by default).")
+    mlflow: Optional[str] = setting(None, help="Also log params, per-epoch and final metrics to this MLflow tracking "
+                                    "URI (e.g. file:///tmp/mlruns or http://host:5000); needs "
+                                    "`pip install prunebench[mlflow]`.")
 
-    NOT_IDENTITY = ("store", "out", "workers", "device", "checkpoint_every", "keep_checkpoint", "trust_weights")
+    NOT_IDENTITY = ("store", "out", "workers", "device", "checkpoint_every", "keep_checkpoint", "trust_weights",
+                    "tensorboard", "mlflow")
     # Axes of a sweep grid (set per cell, not under `run:`) and fields with their own YAML section.
     GRID_FIELDS = ("task", "model", "method", "rate", "seed")
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from harness import provenance, resume
+from harness import hub, provenance, resume
 from harness.config import DEFAULT_OUT, RunConfig, TrainRecipe
 from harness.errors import TrainingDiverged, UserError
 from harness.hooks import Checkpoint, CurveLog, EpochLog, HardPruneCheck, PhaseTimer, RetrainEval
@@ -35,6 +35,7 @@ from harness.record import RunRecord
 from harness.results import ResultStore
 from harness.sparsity import SparsityPlan, measure_compression, weights_by_pattern
 from harness.tasks import Task, TaskConfig, build_task, get_task_class
+from harness.tracking import Tracker
 from harness.training import seed_everything
 
 __all__ = ["DEFAULT_OUT", "Run", "RunConfig", "resolve", "run"]
@@ -127,15 +128,18 @@ class Run:
         task_cls = validate(cfg)
         self.recipe = resolve(cfg, task_cls)
         self.device = resolve_device(cfg.device)
+        # A weights name (yolov3-tinyu.pt, torchvision:<Enum>.<WEIGHT>, tusimple_18.pth) becomes its cached file.
+        self.weights = hub.resolve(cfg.weights, log=log)
         self.task: Task = build_task(cfg.task, TaskConfig(
             model=cfg.model, data=Path(cfg.data) if cfg.data else None,  # type: ignore[arg-type]
-            weights=Path(cfg.weights) if cfg.weights else None, batch_size=cfg.batch_size, device=self.device,
+            weights=self.weights, batch_size=cfg.batch_size, device=self.device,
             workers=cfg.workers, seed=cfg.seed, options=dict(cfg.options), trust_weights=cfg.trust_weights,
         ))
         self.run_id = cfg.run_id()
         # Absolute, so records name their files wherever `benchmark export` later runs from.
         self.dir = run_dir_for(cfg)
         self.record: RunRecord | None = None
+        self.tracker = Tracker(cfg, self.dir, resume=resume, log=log)
 
     # ---- the run -----------------------------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
@@ -187,8 +191,8 @@ class Run:
     def _provenance(self) -> dict[str, Any]:
         info = provenance.collect(self.device, self.cfg.seed)
         info["torch_threads"] = torch.get_num_threads()
-        if self.cfg.weights and Path(self.cfg.weights).is_file():
-            info["weights_sha256"] = file_sha256(Path(self.cfg.weights))
+        if self.weights is not None and self.weights.is_file():
+            info["weights_sha256"] = file_sha256(self.weights)
         info["ground_truth"] = [{"path": str(p), "sha256": file_sha256(p)}
                                 for p in self.task.ground_truth_files() if Path(p).is_file()]
         info["evaluator"] = self.task.evaluator_identity()
@@ -203,6 +207,7 @@ class Run:
         except UserError as exc:  # a completed record is already there: keep it
             self.log(f"note: {exc}")
             return
+        self.tracker.finish(rec)  # after the record is safe: trackers hold a copy, never the only one
         try:
             ResultStore(self.cfg.store).put(rec.to_dict())
         except (sqlite3.Error, OSError, UserError) as exc:
@@ -249,8 +254,8 @@ class Run:
             spec = self.spec("method", epochs, method, float(cfg.lr), start, ckpt)  # type: ignore[arg-type]
             hooks = [PhaseTimer(), CurveLog("train"),
                      HardPruneCheck(plan, method.projection, int(cfg.check_every or 0), cfg.early_stop,
-                                    self.task.higher_is_better), EpochLog(self.task.primary_metric),
-                     Checkpoint(cfg.checkpoint_every)]
+                                    self.task.higher_is_better), self.tracker.hook(),
+                     EpochLog(self.task.primary_metric), Checkpoint(cfg.checkpoint_every)]
             facts = run_phase(driver, self.context(model, spec, rec), hooks)
             if facts.get("schedule"):
                 rec.config["schedule"] = facts["schedule"]
@@ -265,8 +270,8 @@ class Run:
             keeper.attach(model, plan)
             spec = self.spec("retrain", retrain_epochs, keeper, float(cfg.retrain_lr or cfg.lr),  # type: ignore[arg-type]
                              start if phase == "retrain" else 1, ckpt if phase == "retrain" else None)
-            hooks = [PhaseTimer(), CurveLog("retrain"), RetrainEval(), EpochLog(self.task.primary_metric),
-                     Checkpoint(cfg.checkpoint_every)]
+            hooks = [PhaseTimer(), CurveLog("retrain"), RetrainEval(), self.tracker.hook(),
+                     EpochLog(self.task.primary_metric), Checkpoint(cfg.checkpoint_every)]
             run_phase(driver, self.context(model, spec, rec), hooks)
             self.summarize_retrain(rec)
         rec.epochs.setdefault("retrain", 0)
@@ -371,7 +376,7 @@ class Run:
         self.log(f"dense model: pretraining {epochs} epochs (cached as {cache})")
         ctx = PhaseContext(model=model, spec=spec, record=rec, evaluate=self.task.evaluate, primary=self.primary,
                            log=self.log, save_checkpoint=lambda state: None)
-        hooks: list[EpochHook] = [PhaseTimer(), EpochLog(self.task.primary_metric)]
+        hooks: list[EpochHook] = [PhaseTimer(), self.tracker.hook(), EpochLog(self.task.primary_metric)]
         run_phase(self.task.driver(), ctx, hooks)
         resume.save(cache, model.state_dict())
         return model
