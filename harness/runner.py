@@ -167,6 +167,12 @@ class Run:
                 rec.status, rec.error = "interrupted", "interrupted by the user; continue with --resume"
                 self._finish(rec)
                 raise
+            except UserError:
+                raise  # a mistake in the request, found before any result: nothing to keep
+            except Exception as exc:  # a crash still leaves its record (and closes the trackers), then propagates
+                rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+                self._finish(rec)
+                raise
             self._finish(rec)
             return rec.to_dict()
 
