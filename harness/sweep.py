@@ -91,7 +91,7 @@ class SweepSpec:
                 for seed in self.seeds:
                     cfg = RunConfig.from_dict({**run_opts, "task": self.task, "model": model, "method": method,
                                                "rate": rate, "seed": seed, "settings": settings, "store": store,
-                                               "out": out}, where=f"sweep {self.name}")
+                                               "out": out}, where="sweep" if self.name == "sweep" else f"sweep {self.name}")
                     resolve(cfg, validate(cfg))  # the run id of the experiment that will actually run
                     cells.append(cfg)
         return cells

@@ -43,12 +43,12 @@ class SweepView:
         if kind == "start":
             self.progress.update(self.bar, description=f"{o.method} {o.rate or ''}x s{o.seed}", last="starting")
             if not self.live:
-                print(f"[{done + 1}/{total}] start    {o.run_id}", flush=True)
+                print(f"start    {'-':10} {o.run_id} [{done + 1}/{total}]", flush=True)
             return
         self.progress.update(self.bar, completed=done)
         m = o.metrics or {}
         extra = " ".join(f"{k}={m[k]:.2f}" for k in ("hardpruned", "retrained") if isinstance(m.get(k), (int, float)))
-        line = f"[{done}/{total}] {o.outcome:8} {o.status or '-':10} {o.run_id} {extra}".rstrip()
+        line = f"{o.outcome:8} {o.status or '-':10} {o.run_id} {extra} [{done}/{total}]"
         if o.error and o.status != "completed":
             line += f"  ({o.error.splitlines()[0][:160]})"
         if self.live:

@@ -84,11 +84,11 @@ def test_task_options_are_typed_and_unknown_keys_listed():
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
     (["run", "--lr", "nan"], "finite"),
     (["run", "--M", "0", "--method", "slr"], "M must be > 0"),
-    (["run", "--update-every", "0"], "update_every must be >= 1"),
+    (["run", "--update-every", "0"], "--update-every must be >= 1"),
     (["run", "--prune-pattern", "(", "--method", "slr"], "not a valid regular expression"),
     (["run", "--opt", "foo=1"], "unknown key 'foo'"),
     (["run", "--rate", "4,abc", "--method", "slr"], "expects a number"),
-    (["eval", "--task", "tusimple", "--pred", "x[/b]", "--gt", "y"], "x[/b]"),
+    (["eval", "--task", "tusimple", "--pred", "x[/b]", "--gt", "x[/b]"], "x[/b]"),
     (["export"], "required"),
 ])
 def test_usage_errors_are_one_line(workdir, capsys, args, needle):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+
 from harness import sweep as sw
 from harness.errors import UserError
 
@@ -121,9 +122,19 @@ def test_two_processes_share_one_store_without_duplicating_work(tmp_path):
 
 def test_failing_cell_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spec = sw.SweepSpec(methods=["bogus", "magnitude"], rates=[4.0],
-                        run=dict(epochs=1, retrain_epochs=1, pretrain_epochs=1, max_steps=2, device="cpu"))
+    spec = sw.SweepSpec(methods=["slr", "magnitude"], rates=[4.0],
+                        run=dict(epochs=1, retrain_epochs=1, pretrain_epochs=1, max_steps=2, device="cpu"),
+                        method_overrides={"slr": {"run": {"prune_pattern": "no_such_layer"}}})
     outcomes = sw.run_sweep(spec, store=tmp_path / "s.sqlite", out=tmp_path / "runs")
     assert [o.status for o in outcomes] == ["failed", "completed"]
-    assert "unknown method" in outcomes[0].error
+    assert "matches no parameter" in outcomes[0].error
     assert _statuses(tmp_path / "s.sqlite")[outcomes[0].run_id][0] == "failed"
+
+
+def test_unknown_method_stops_the_sweep_before_any_cell(tmp_path, monkeypatch):
+    """Names are checked against the registries before they become run folders: a typo costs seconds, not a grid."""
+    monkeypatch.chdir(tmp_path)
+    spec = sw.SweepSpec(methods=["bogus", "magnitude"], rates=[4.0], run=dict(epochs=1))
+    with pytest.raises(UserError, match="unknown sweep method 'bogus'"):
+        sw.run_sweep(spec, store=tmp_path / "s.sqlite", out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
