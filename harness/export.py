@@ -236,7 +236,7 @@ def to_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], title: st
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
              "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}"
              "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-             "th{background:#f0f0f0}td.l{text-align:left}td.best{font-weight:bold;background:#e6f4e6}"
+             "th{background:#f0f0f0;text-align:center}td.l{text-align:left}td.best{font-weight:bold;background:#e6f4e6}"
              "td.dense{color:#555}img{max-width:100%;height:auto}"
              "figure{margin:1.5em 0}figcaption{font-size:.9em;color:#555}p.note{color:#a60;font-size:.9em}"
              f"</style></head><body><h1>{esc(title)}</h1>",

@@ -214,7 +214,8 @@ def hardprune_curves(records: list[dict[str, Any]]) -> list[Figure]:
             if per_epoch:
                 xs = sorted(per_epoch)
                 epochs += xs
-                _errorbar(ax, xs, [per_epoch[x] for x in xs], "-o", color=f"C{k % 10}",
+                shift = 0.04 * (k - (len(cell.methods) - 1) / 2)  # keeps the methods' error bars apart
+                _errorbar(ax, [x + shift for x in xs], [per_epoch[x] for x in xs], "-o", color=f"C{k % 10}",
                           label=f"{method} (n={len(mrecs)})")
         thr = (recs[0].get("epochs") or {}).get("threshold")
         if thr is not None:
@@ -227,7 +228,8 @@ def hardprune_curves(records: list[dict[str, Any]]) -> list[Figure]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         where = f"{cell.task}/{cell.model} at {_rate_text(cell.rate)}" + (f" [{cell.label}]" if cell.label else "")
-        ax.set_title(where, fontsize=10)
+        n_max = max(len(v) for v in cell.methods.values())
+        ax.set_title(where + (" (mean ± 95% CI over seeds)" if n_max > 1 else ""), fontsize=10)
         name = f"curve_{cell.task}_{cell.model}_{_rate_text(cell.rate)}" + (f"_{cell.label}" if cell.label else "")
         figs.append(_figure(name, f"{where}: hard-pruned metric vs epoch (Figs. 1-2)", fig))
     return figs
@@ -329,13 +331,14 @@ def weight_histograms(records: list[dict[str, Any]], max_runs: int = 3) -> Figur
         bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 60)
         ax.hist(dense, bins=bins, alpha=0.55, label="dense")
         nz = pruned[pruned != 0]
-        ax.hist(nz, bins=bins, alpha=0.55, label=f"pruned, non-zero ({nz.size}/{pruned.size})")
+        ax.hist(nz, bins=bins, alpha=0.55, label="after pruning (non-zero weights)")
         ax.set_yscale("log")  # the surviving tails are orders of magnitude below the dense peak
         ax.set_xlabel("weight value")
         ax.set_ylabel("count (log scale)")
-        ax.set_title(f"{r['method']} {_rate_text(cell_rate(r))} seed {(r.get('config') or {}).get('seed')}: {layer}",
-                     fontsize=8)
-        ax.legend(fontsize=6)
+        ax.set_title(f"{r['method']} {_rate_text(cell_rate(r))} seed {(r.get('config') or {}).get('seed')}: {layer}\n"
+                     f"{nz.size} of {pruned.size} weights kept", fontsize=8)
+    # One legend under the panels: inside, it would cover the tails the figure is about.
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), fontsize=7, loc="outside lower center", ncol=2)
     return _figure("histograms", "weight histograms of one layer before/after pruning (seed 003 Figs. 2-3)", fig)
 
 
