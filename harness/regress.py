@@ -284,6 +284,20 @@ def require_checks(checks: list[Check], records: list[dict[str, Any]]) -> None:
     raise UserError(f"nothing was checked: {why}")
 
 
+def report_lines(checks: list[Check]) -> list[str]:
+    """Plain-text lines for the checks a user must read: every FAIL and every "not comparable" with its reason (which
+    config keys differ), then the counts."""
+    lines = []
+    for c in checks:
+        if c.result in ("FAIL", "not comparable"):
+            rate = f"{c.ref.rate:g}x" if c.ref.rate is not None else "cfg"
+            lines.append(f"{c.result} {c.ref.method} {rate} {c.ref.phase} {c.ref.metric}: {c.reason}")
+    n = {k: sum(c.result == k for c in checks) for k in ("pass", "FAIL", "not run", "not comparable")}
+    lines.append(f"{n['pass']} passed, {n['FAIL']} failed, {n['not run']} not run (not failures), "
+                 f"{n['not comparable']} not comparable")
+    return lines
+
+
 def check_to_dict(c: Check) -> dict[str, Any]:
     """A check as plain data; non-finite numbers become None (JSON has no NaN)."""
     doc = {"table": c.ref.table, "row": c.ref.row, "task": c.ref.task, "model": c.ref.model, "method": c.ref.method,

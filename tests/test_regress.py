@@ -146,6 +146,8 @@ def test_loosely_matching_reference_names_the_differing_keys(tmp_path, capsys):
     hard = [c for c in checks if c.ref.phase == "hardpruned" and c.ref.method == "slr"]
     assert [c.result for c in hard] == ["not comparable"]
     assert "epochs 4 vs 1" in hard[0].reason
+    assert any(line.startswith("not comparable slr 4x hardpruned top1: config differs") and "epochs 4 vs 1" in line
+               for line in rg.report_lines(checks))
     # on the command line: nothing comparable -> one line naming the keys, exit 2 (not a -55 point "regression")
     code, out, err = _cli(capsys, "regress", "--results", str(_write(tmp_path / "m.json", measured)),
                           "--against", str(_write(tmp_path / "r.json", ref)))
