@@ -1,9 +1,9 @@
 """Leaderboard export: records -> one row per experiment cell, one column group per method.
 
 A row is one (task, model, rate) and one config apart from the method (harness.identity.cell_groups): runs that
-differ in anything but the seed (epochs, lr, ρ, data, dense weights, …) are separate rows, and a `config` column names
-what distinguishes them. Per method: hard-pruned and retrained metric as mean ± 95 % CI over distinct seeds with n
-(harness.stats.summarize: t-interval, bootstrap from n = 10), achieved compression rate (the task's headline rule)
+differ in anything but the seed (epochs, lr, ρ, data, dense weights, …) are separate rows, and a `config` column
+names what distinguishes them. Per method: hard-pruned and retrained metric as mean ± 95 % CI over distinct seeds
+with n (harness.stats.summarize: t-interval, bootstrap from n = 10), achieved compression rate (the headline rule)
 and epochs to the hard-prune threshold (when `--early-stop` was used); per row the dense model's metric. Accuracy-like
 metrics are in percent, as the records hold them, shown with two decimals.
 
@@ -152,8 +152,8 @@ def md_escape(text: Any) -> str:
 
 LEGEND = ("Cells: mean ± 95 % CI half-width over seeds (t-interval; [low, high] bootstrap interval from n = 10) and "
           "n, the number of distinct seeds. Best: better than the runner-up at p < 0.05 (paired t-test on shared "
-          "seeds, else Welch), in bold; no mark where the difference is not significant. Rows with a config label differ in "
-          "the named settings.")
+          "seeds, else Welch), in bold; no mark where the difference is not significant. Rows with a config label "
+          "differ in the named settings.")
 
 
 def to_markdown(rows: list[dict[str, Any]], figures: list[tuple[str, str]] = ()) -> str:
@@ -205,9 +205,10 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "rate_achieved": (d["rate_achieved"] or {}).get("mean"), "rate_rule": d["rate_rule"],
                 "epochs_to_threshold": (d["epochs_to_threshold"] or {}).get("mean"), "epochs": d["epochs"],
                 "seeds": " ".join(str(s) for s in d["seeds"]),
-                "best_hardpruned": row["best"].get("hardpruned") == m, "best_retrained": row["best"].get("retrained") == m,
-                "p_best_hardpruned": row["best_p"].get("hardpruned"), "p_best_retrained": row["best_p"].get("retrained"),
             })
+            for phase in PHASES:
+                item[f"best_{phase}"] = row["best"].get(phase) == m
+                item[f"p_best_{phase}"] = row["best_p"].get(phase)
             flat.append(item)
     return flat
 

@@ -161,9 +161,10 @@ def _started(rec: dict[str, Any]) -> str:
 
 def cell_groups(records: list[dict[str, Any]]) -> list[Cell]:
     """Completed records grouped into cells. Within a (task, model, rate), a method run under several configs gets one
-    row per config, labelled with the keys that differ between its configs (e.g. "epochs=1" / "epochs=4"); other
-    methods join the row whose label their own config matches, and a method with one config that has none of those
-    keys (magnitude beside SLR runs that differ in s0) is shown in every row. A seed run twice counts once (latest)."""
+    row per config, labelled with the keys that differ between its configs (e.g. "epochs=1" / "epochs=4"), and so do
+    methods whose shared settings differ from each other's; other methods join the row whose label their config
+    matches, and a method with one config that has none of those keys (magnitude beside SLR runs that differ in s0)
+    is shown in every row. A seed run twice counts once (latest)."""
     variants: dict[tuple, dict[str, Any]] = {}  # (task, model, rate, method, key) -> {"described", "by_seed"}
     for rec in records:
         if rec.get("status") != "completed":
@@ -187,6 +188,12 @@ def cell_groups(records: list[dict[str, Any]]) -> list[Cell]:
             first = slots[0]["described"]
             for other in slots[1:]:
                 varying.update(differing_keys(first, other["described"]))
+        # Across methods, a setting both configs have but with other values (epochs, lr, ρ) also separates rows:
+        # a 4-epoch SLR beside a 1-epoch ADMM is no comparison. Keys only one method has are its own knobs.
+        configs = [slot["described"] for slots in methods.values() for slot in slots]
+        for i, a in enumerate(configs):
+            for b in configs[i + 1:]:
+                varying.update(k for k in differing_keys(a, b) if k in a and k in b and _short(k) != "method")
         rows: dict[str, Cell] = {}
         shared: list[tuple[str, dict[str, Any]]] = []
         for method, slots in sorted(methods.items()):

@@ -187,8 +187,8 @@ def metric_vs_rate(records: list[dict[str, Any]]) -> list[Figure]:
         # Outside the axes: with two lines per method the legend would cover the curves it explains.
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         n_max = max(len(v) for c in cells for v in c.methods.values())
-        ax.set_title(f"{task}/{model}: metric vs compression" + (f" (mean ± 95% CI, up to {n_max} seeds)" if n_max > 1 else ""),
-                     fontsize=10)
+        ci_note = f" (mean ± 95% CI, up to {n_max} seeds)" if n_max > 1 else ""
+        ax.set_title(f"{task}/{model}: metric vs compression{ci_note}", fontsize=10)
         figs.append(_figure(f"rate_{task}_{model}", f"{task}/{model}: metric vs compression rate (paper Fig. 3)", fig))
     return figs
 
@@ -305,7 +305,9 @@ def weight_histograms(records: list[dict[str, Any]], max_runs: int = 3) -> Figur
     missing = []
     shown: set[str] = set()
     # One run per method (the highest rate, lowest seed): side by side they show what each method leaves behind.
-    for r in sorted(_completed(records), key=lambda r: (-(cell_rate(r) or 0.0), str((r.get("config") or {}).get("seed")))):
+    order = sorted(_completed(records),
+                   key=lambda r: (-(cell_rate(r) or 0.0), str((r.get("config") or {}).get("seed"))))
+    for r in order:
         if r.get("method") in shown:
             continue
         pruned = _load_state((r.get("artifacts") or {}).get("model"))
@@ -364,7 +366,8 @@ def weight_heatmaps(records: list[dict[str, Any]], max_side: int = 256) -> Figur
                                                 max_side)))
         del pruned
     if not panels:
-        return _skipped("heatmaps", "weight heat-maps (paper Fig. 4)", "skipped: no pruned layer found in the saved models")
+        return _skipped("heatmaps", "weight heat-maps (paper Fig. 4)",
+                        "skipped: no pruned layer found in the saved models")
     vmax = max(float(img.max()) for _, _, img in panels) or 1.0
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 0.8, 3.6), squeeze=False,
                              layout="constrained")

@@ -117,7 +117,10 @@ def read_table(path: str | Path) -> list[Reference]:
 def phase_value(rec: dict[str, Any], phase: str, metric: str) -> float | None:
     """The record's finite value of `metric` in `phase`, else None (a NaN is no measurement)."""
     full = (rec.get("metrics_full") or {}).get(phase) or {}
-    v = full.get(metric) if metric in full else (rec.get("metrics") or {}).get(phase) if metric == rec.get("metric") else None
+    if metric in full:
+        v = full.get(metric)
+    else:
+        v = (rec.get("metrics") or {}).get(phase) if metric == rec.get("metric") else None
     return float(v) if _is_number(v) else None
 
 
@@ -164,7 +167,8 @@ def references_from_records(records: Iterable[dict[str, Any]]) -> list[Reference
         for phase in PHASES:
             for metric, value in ((rec.get("metrics_full") or {}).get(phase) or {}).items():
                 if _is_number(value):
-                    acc[(key, rec["task"], rec["model"], rec["method"], cell_rate(rec), phase, metric)].append(float(value))
+                    cell = (key, rec["task"], rec["model"], rec["method"], cell_rate(rec), phase, metric)
+                    acc[cell].append(float(value))
     refs = []
     for (key, task, model, method, rate, phase, metric), values in acc.items():
         refs.append(Reference(task=task, model=model, method=method, rate=rate, phase=phase, metric=metric,
@@ -215,9 +219,9 @@ def _check_cell(ref: Reference, pool: list[dict[str, Any]], tol: float, two_side
     if ref.key is not None and done:
         exact = [r for r in done if experiment_key(r)[0] == ref.key]
         if not exact:
-            return Check(ref, None, 0, "not comparable",
-                         "config differs from the reference: " + describe_difference(ref.config or {}, _closest(ref.config or {}, done))
-                         + " (reference vs measured)", [r["run_id"] for r in done])
+            diff = describe_difference(ref.config or {}, _closest(ref.config or {}, done))
+            reason = f"config differs from the reference: {diff} (reference vs measured)"
+            return Check(ref, None, 0, "not comparable", reason, [r["run_id"] for r in done])
         done = exact
     if not done:
         if failed:

@@ -58,3 +58,10 @@ def test_a_method_without_the_varying_key_joins_every_row():
 def test_rates_are_ordered_as_numbers():
     cells = cell_groups([make_record(rate=r) for r in (20.0, 4.0, 10.0)])
     assert [c.rate for c in cells] == [4.0, 10.0, 20.0]
+
+
+def test_methods_run_with_different_shared_settings_are_not_one_row():
+    cells = cell_groups([make_record("slr", epochs=4), make_record("admm", epochs=1), make_record("magnitude", epochs=4)])
+    assert [(c.label, sorted(c.methods)) for c in cells] == [("epochs=1", ["admm"]), ("epochs=4", ["magnitude", "slr"])]
+    same = cell_groups([make_record("slr"), make_record("admm"), make_record("magnitude")])
+    assert [(c.label, sorted(c.methods)) for c in same] == [("", ["admm", "magnitude", "slr"])]
