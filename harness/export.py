@@ -298,19 +298,15 @@ def check_export_target(out: Path, source: str | Path, fmt: str) -> None:
 
 
 def _record_json_kind(path: Path) -> str | None:
-    """"record" for one results record, "records" for a list of them, None for anything else."""
-    if path.stat().st_size > 512 * 1024 * 1024:
+    """"record" for a results record, "records" for a JSON list of them, None for anything else. Only the first
+    64 KiB are read (a records list can be large): records are written with `schema_version` and `run_id` first."""
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024).lstrip()
+    if b'"schema_version"' not in head or b'"run_id"' not in head:
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, OSError, RecursionError):
-        return None
-    is_record = lambda d: isinstance(d, dict) and "schema_version" in d and "run_id" in d  # noqa: E731
-    if is_record(doc):
+    if head.startswith(b"{"):
         return "record"
-    if isinstance(doc, list) and doc and all(is_record(d) for d in doc):
-        return "records"
-    return None
+    return "records" if head.startswith(b"[") else None
 
 
 def figures_dir(out: Path) -> Path:
