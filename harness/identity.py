@@ -37,8 +37,8 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in doc.items():
         name = f"{prefix}{key}"
-        if str(key) in EXCLUDE:
-            continue
+        if str(key) in EXCLUDE or value is None:
+            continue  # unset (None) is the same as absent: a knob added later with default None changes nothing
         if isinstance(value, dict):
             out.update(_flatten(value, name + "."))
         elif isinstance(value, (list, tuple)):
@@ -87,18 +87,26 @@ def experiment_key(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def differing_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two `described` dicts (a key missing on one side differs)."""
-    missing = object()
-    return sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
+    """Dotted keys whose values differ between two `described` dicts; a key set on one side only differs
+    (`described` holds no None: unset and absent are the same)."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+# Sections that hold the method's knobs (the requested settings and the resolved method config): their keys are named
+# by the knob alone ("rho", not "method_config.rho"); keys of any other nested dict keep their path ("schedule.kind").
+_KNOB_SECTIONS = ("settings.", "method_config.")
 
 
 def _short(key: str) -> str:
-    return key.rsplit(".", 1)[-1]
+    for section in _KNOB_SECTIONS:
+        if key.startswith(section):
+            return key[len(section):]
+    return key
 
 
 def describe_difference(a: dict[str, Any], b: dict[str, Any], limit: int = 6) -> str:
-    """One line naming what differs, e.g. "epochs 1 vs 4, rho 0.1 vs 1". Keys that repeat the same leaf with the same
-    values under several sections (`settings.rho`, `method_config.rho`) are named once, by their leaf."""
+    """One line naming what differs, e.g. "epochs 1 vs 4, rho 0.1 vs 1". A knob stored in both method sections
+    (`settings.rho`, `method_config.rho`) with the same values is named once, by its name."""
     seen: set[tuple[str, str, str]] = set()
     parts = []
     for key in differing_keys(a, b):
@@ -121,7 +129,7 @@ def _fmt_value(value: Any) -> str:
 
 
 def distinguishing_label(described: dict[str, Any], keys: list[str]) -> str:
-    """"k=v, …" for the given keys (leaf names, duplicates of the same leaf and value named once); "" for none."""
+    """"k=v, …" for the given keys (knob names; a knob in both method sections named once); "" for none."""
     seen: set[tuple[str, str]] = set()
     parts = []
     for key in sorted(keys, key=lambda k: (_short(k), k)):

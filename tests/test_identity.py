@@ -65,3 +65,11 @@ def test_methods_run_with_different_shared_settings_are_not_one_row():
     assert [(c.label, sorted(c.methods)) for c in cells] == [("epochs=1", ["admm"]), ("epochs=4", ["magnitude", "slr"])]
     same = cell_groups([make_record("slr"), make_record("admm"), make_record("magnitude")])
     assert [(c.label, sorted(c.methods)) for c in same] == [("", ["admm", "magnitude", "slr"])]
+
+
+def test_an_unset_knob_is_the_same_as_an_absent_one():
+    old, new = make_record(), make_record()
+    new["config"]["warmup_iters"] = None  # a knob added later, at its default
+    assert experiment_key(old)[0] == experiment_key(new)[0]
+    new["config"]["warmup_iters"] = 100
+    assert describe_difference(experiment_key(old)[1], experiment_key(new)[1]) == "warmup_iters unset vs 100"
