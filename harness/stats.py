@@ -200,8 +200,9 @@ class CellVerdict:
         rate = f"{self.rate:g}x" if self.rate is not None else "cfg"
         where = f"{self.task}/{self.model} {rate}" + (f" [{self.label}]" if self.label else "")
         ci = f" [{c.ci_low:+.2f}, {c.ci_high:+.2f}]" if c.ci_low is not None else ""
+        wilcoxon = f"; Wilcoxon p={_fmt_p(c.p_wilcoxon)}" if c.p_wilcoxon is not None else ""
         return (f"{where} {self.phase}: {c.name_a} - {c.name_b} = {c.mean_diff:+.2f}{ci} (95% CI, n={c.n} paired "
-                f"seeds): {c.verdict}")
+                f"seeds): {c.verdict}{wilcoxon}")
 
 
 def paired_verdicts(records: list[dict[str, Any]], metric_phase: str = "hardpruned") -> list[CellVerdict]:

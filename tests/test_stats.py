@@ -84,3 +84,11 @@ def test_paired_verdicts_pair_on_seed_and_dense_model():
     flat = [make_record("slr", seed=0, hardpruned=90.0), make_record("admm", seed=0, hardpruned=89.0),
             make_record("slr", seed=1, hardpruned=88.0), make_record("admm", seed=1, hardpruned=90.0)]
     assert "no significant difference" in stats.paired_verdicts(flat)[0].comparison.verdict
+
+
+def test_verdict_line_adds_wilcoxon_from_six_seeds():
+    recs = [make_record(m, seed=s, dense=97.0 + s, hardpruned=80.0 + s + (2.0 + 0.1 * s if m == "slr" else 0.0))
+            for m in ("slr", "admm") for s in range(6)]
+    (v,) = stats.paired_verdicts(recs)
+    assert v.comparison.p_wilcoxon == pytest.approx(2 / 64) and v.line().endswith("; Wilcoxon p=0.031")
+    assert "admm - slr = -2.25" in v.line() and "slr better" in v.line()
