@@ -214,15 +214,15 @@ def _configs_disagree(records: list[dict[str, Any]]) -> str | None:
 
 def _check_cell(ref: Reference, pool: list[dict[str, Any]], tol: float, two_sided: bool, rate_tol: float) -> Check:
     cands = [r for r in pool if rate_matches(cell_rate(r), ref.rate, rate_tol)]
-    failed = [r for r in cands if r.get("status") == "failed"]
+    failed = [r for r in cands if r.get("status") == "failed"
+              and (ref.key is None or experiment_key(r)[0] == ref.key)]  # another experiment's crash is not this one's
     done = one_per_seed(cands)
-    if ref.key is not None and done:
-        exact = [r for r in done if experiment_key(r)[0] == ref.key]
-        if not exact:
-            diff = describe_difference(ref.config or {}, _closest(ref.config or {}, done))
+    if ref.key is not None:
+        loose, done = done, [r for r in done if experiment_key(r)[0] == ref.key]
+        if loose and not done and not failed:
+            diff = describe_difference(ref.config or {}, _closest(ref.config or {}, loose))
             reason = f"config differs from the reference: {diff} (reference vs measured)"
-            return Check(ref, None, 0, "not comparable", reason, [r["run_id"] for r in done])
-        done = exact
+            return Check(ref, None, 0, "not comparable", reason, [r["run_id"] for r in loose])
     if not done:
         if failed:
             return Check(ref, None, 0, "FAIL", f"run failed: {failed[0].get('error')}", [r["run_id"] for r in failed])
