@@ -27,6 +27,7 @@ def make_record(method: str = "slr", rate: float = 4.0, seed: int = 0, hardprune
                run_id=f"digits-cnn-{method}-{rate:g}x-s{seed}-{abs(hash(json.dumps(config, sort_keys=True))) % 10**8}")
     rec["metrics"] = {"dense": dense, "hardpruned": hardpruned, "retrained": retrained, "retrained_best": retrained}
     rec["metrics_full"] = {"dense": {"top1": dense}, "hardpruned": {"top1": hardpruned}, "retrained": {"top1": retrained}}
+    rec["compression"]["achieved"] = {rule: rate for rule in rec["compression"]["achieved"]}
     cfg = rec["config"]
     cfg.update(method=method, rate=rate, seed=seed)
     cfg["settings"]["seed"] = seed
