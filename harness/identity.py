@@ -167,6 +167,21 @@ def _started(rec: dict[str, Any]) -> str:
     return str((rec.get("provenance") or {}).get("started") or "")
 
 
+def varying_keys(configs_by_method: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """The keys that tell configs apart: those that differ between configs of one method, and settings two methods
+    both have with other values (epochs, lr, ρ: a 4-epoch SLR beside a 1-epoch ADMM is no comparison). Keys only one
+    method has are its own knobs and do not separate methods."""
+    varying: set[str] = set()
+    for configs in configs_by_method.values():
+        for other in configs[1:]:
+            varying.update(differing_keys(configs[0], other))
+    flat = [c for configs in configs_by_method.values() for c in configs]
+    for i, a in enumerate(flat):
+        for b in flat[i + 1:]:
+            varying.update(k for k in differing_keys(a, b) if k in a and k in b and _short(k) != "method")
+    return varying
+
+
 def cell_groups(records: list[dict[str, Any]]) -> list[Cell]:
     """Completed records grouped into cells. Within a (task, model, rate), a method run under several configs gets one
     row per config, labelled with the keys that differ between its configs (e.g. "epochs=1" / "epochs=4"), and so do
@@ -191,17 +206,7 @@ def cell_groups(records: list[dict[str, Any]]) -> list[Cell]:
         per_group.setdefault((task, model, rate), {}).setdefault(method, []).append(slot)
     cells: list[Cell] = []
     for (task, model, rate), methods in per_group.items():
-        varying: set[str] = set()
-        for slots in methods.values():
-            first = slots[0]["described"]
-            for other in slots[1:]:
-                varying.update(differing_keys(first, other["described"]))
-        # Across methods, a setting both configs have but with other values (epochs, lr, ρ) also separates rows:
-        # a 4-epoch SLR beside a 1-epoch ADMM is no comparison. Keys only one method has are its own knobs.
-        configs = [slot["described"] for slots in methods.values() for slot in slots]
-        for i, a in enumerate(configs):
-            for b in configs[i + 1:]:
-                varying.update(k for k in differing_keys(a, b) if k in a and k in b and _short(k) != "method")
+        varying = varying_keys({m: [slot["described"] for slot in slots] for m, slots in methods.items()})
         rows: dict[str, Cell] = {}
         shared: list[tuple[str, dict[str, Any]]] = []
         for method, slots in sorted(methods.items()):

@@ -12,6 +12,7 @@ dense model's metric is a grey dashed line; rates are ordered as numbers.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harness.identity import Cell, cell_groups, cell_rate  # noqa: E402
+from harness.identity import Cell, cell_groups, cell_rate, distinguishing_label, varying_keys  # noqa: E402
 from harness.regress import metric_unit  # noqa: E402
 from harness.stats import summarize  # noqa: E402
 
 FIG_DPI = 200
+_RATE_KEYS = frozenset({"rate", "prune_config"})  # config keys that place a run on the rate axis, not on a line
 _SVG_META = {"Date": None}  # no timestamp: the same records give byte-identical SVG files
 
 
@@ -139,10 +141,6 @@ def _records_of(cells: list[Cell]) -> list[dict[str, Any]]:
     return [r for c in cells for recs in c.methods.values() for r in recs]
 
 
-def _series_name(method: str, cell: Cell) -> str:
-    return method + (f" [{cell.label}]" if cell.label else "")
-
-
 def metric_vs_rate(records: list[dict[str, Any]]) -> list[Figure]:
     """Paper Fig. 3: hard-pruned (solid) and retrained (dashed) metric vs compression rate, one line per method and
     config, mean ± 95 % CI over seeds, dense baseline dashed grey."""
@@ -154,9 +152,13 @@ def metric_vs_rate(records: list[dict[str, Any]]) -> list[Figure]:
         recs = _records_of(cells)
         metric = recs[0].get("metric")
         fig, ax = plt.subplots(figsize=(7.5, 4.0), layout="constrained")
-        series: dict[str, dict[float, dict[str, list[float]]]] = {}
+        # One line per method and config across rates: the config without its rate keys identifies the line.
+        lines: dict[tuple[str, str], dict[str, Any]] = {}
         for cell in cells:
             for method, mrecs in cell.methods.items():
+                config = {k: v for k, v in cell.configs[method].items() if k.rsplit(".", 1)[-1] not in _RATE_KEYS}
+                line = lines.setdefault((method, json.dumps(config, sort_keys=True, default=str)),
+                                        {"method": method, "config": config, "pts": {}})
                 # x: the achieved rate under the headline rule (what the paper plots), averaged over seeds
                 achieved = [((r.get("compression") or {}).get("achieved") or {}).get(
                     (r.get("compression") or {}).get("headline_rule", "paper")) for r in mrecs]
@@ -164,9 +166,17 @@ def metric_vs_rate(records: list[dict[str, Any]]) -> list[Figure]:
                 x = s.mean if s is not None else cell.rate
                 if x is None:
                     continue
-                pts = series.setdefault(_series_name(method, cell), {}).setdefault(float(x), {})
+                pts = line["pts"].setdefault(float(x), {})
                 for phase in ("hardpruned", "retrained"):
                     pts.setdefault(phase, []).extend((r.get("metrics") or {}).get(phase) for r in mrecs)
+        by_method: dict[str, list[dict[str, Any]]] = {}
+        for line in lines.values():
+            by_method.setdefault(line["method"], []).append(line["config"])
+        varying = sorted(varying_keys(by_method))
+        series = {}
+        for line in lines.values():
+            label = distinguishing_label(line["config"], varying)
+            series[line["method"] + (f" [{label}]" if label else "")] = line["pts"]
         all_rates = sorted({x for pts in series.values() for x in pts})
         for k, (name, pts) in enumerate(sorted(series.items())):
             xs = sorted(pts)  # numeric order

@@ -206,3 +206,20 @@ def test_html_page_renders_in_headless_chromium(store, tmp_path, monkeypatch):
     res = subprocess.run(flags + ["--window-size=1280,2400", f"--screenshot={shot}", page.resolve().as_uri()],
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0 and shot.stat().st_size > 20_000
+
+
+def test_rate_plot_draws_one_line_per_method_and_config_across_rates(monkeypatch):
+    from harness import plots
+    from tests.records_factory import make_record
+
+    drawn = []
+    monkeypatch.setattr(plots, "_render", lambda fig: (drawn.append(fig), (b"", b""))[1])
+    recs = [make_record(m, rate=r, seed=s, epochs=e) for m, e in (("slr", 1), ("slr", 4), ("admm", 4))
+            for r in (4.0, 10.0) for s in (0, 1)]
+    recs = [r for r in recs if not (r["method"] == "slr" and r["config"]["epochs"] == 1 and r["rate_requested"] == 10.0)]
+    plots.metric_vs_rate(recs)
+    ax = drawn[0].axes[0]
+    points = {c.get_label(): len(c.lines[0].get_xdata()) for c in ax.containers}
+    assert points == {"admm [epochs=4] hard-pruned": 2, "admm [epochs=4] retrained": 2,
+                      "slr [epochs=1] hard-pruned": 1, "slr [epochs=1] retrained": 1,
+                      "slr [epochs=4] hard-pruned": 2, "slr [epochs=4] retrained": 2}
