@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -62,7 +63,7 @@ def test_injected_regression_fails_and_names_the_cell(fresh, tmp_path):
     done = _bench("regress", "--results", str(bad), "--against", str(BASELINE), "--tol", CI_TOL, "--junit", str(junit),
                   cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "FAIL slr 4.0x hardpruned top1" in done.stdout
+    assert re.search(r"FAIL slr 4(\.0)?x hardpruned top1", done.stdout)  # the CLI line or regress.report_lines
     failures = [c for c in ET.parse(junit).getroot() if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["slr 4x hardpruned top1"]
 
@@ -79,11 +80,13 @@ def test_one_sided_vs_two_sided(fresh, tmp_path):
                   cwd=tmp_path).returncode == 1
 
 
-def test_paper_table_cells_without_runs_are_not_run_not_failures(fresh, tmp_path):
+def test_paper_table_without_any_matching_cell_checks_nothing_and_fails(fresh, tmp_path):
+    """Table 1 is CIFAR-10: no digits record matches any cell, so nothing is compared; that must not pass."""
     done = _bench("regress", "--results", str(fresh), "--against", str(ROOT / "benchmarks/tables/paper_table1.csv"),
                   cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "not run" in done.stdout and "0 passed, 0 failed, 33 not run" in done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nothing was checked" in lines[0] and "33 not run" in lines[0]
 
 
 def test_unknown_schema_version_is_refused_in_one_line(fresh, tmp_path):
@@ -113,3 +116,131 @@ def test_reported_tables_are_well_formed(table):
         float(row["value"]), float(row["rate"])
     refs = read_table(table)
     assert len(refs) == len(rows)
+
+
+# ---- fast checks on synthetic records (tests/records_factory.py) ---------------------------------------------------
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """`benchmark ARGS` in this process: (exit code, stdout, stderr)."""
+    from harness import cli
+
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _write(path: Path, records) -> Path:
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_loosely_matching_reference_names_the_differing_keys(tmp_path, capsys):
+    from harness import regress as rg
+    from tests.records_factory import make_record
+
+    ref = [make_record("slr", seed=s, epochs=4, hardpruned=95.0) for s in (0, 1)]
+    measured = [make_record("slr", seed=s, epochs=1, hardpruned=40.0) for s in (0, 1)]
+    checks = rg.compare(rg.references_from_records(ref), measured + [make_record("admm", epochs=4)], allow_empty=True)
+    hard = [c for c in checks if c.ref.phase == "hardpruned" and c.ref.method == "slr"]
+    assert [c.result for c in hard] == ["not comparable"]
+    assert "epochs 4 vs 1" in hard[0].reason
+    assert any(line.startswith("not comparable slr 4x hardpruned top1: config differs") and "epochs 4 vs 1" in line
+               for line in rg.report_lines(checks))
+    # on the command line: nothing comparable -> one line naming the keys, exit 2 (not a -55 point "regression")
+    code, out, err = _cli(capsys, "regress", "--results", str(_write(tmp_path / "m.json", measured)),
+                          "--against", str(_write(tmp_path / "r.json", ref)))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "epochs 4 vs 1" in err, err
+    # the same config compares, and n counts distinct seeds (a seed run twice counts once)
+    again = [make_record("slr", seed=s, epochs=4, hardpruned=95.0) for s in (0, 1, 1)]
+    ok = [c for c in rg.compare(rg.references_from_records(ref), again) if c.ref.phase == "hardpruned"]
+    assert [(c.result, c.n) for c in ok] == [("pass", 2)]
+
+
+def test_paper_table_cell_with_mixed_configs_is_not_averaged(tmp_path):
+    from harness import regress as rg
+    from tests.records_factory import make_record
+
+    table = tmp_path / "t.csv"
+    table.write_text("table,row,task,model,method,rate,metric,value,phase,source\n"
+                     "t,r,digits,cnn,slr,4,top1,90,hardpruned,paper Table 9\n"
+                     "t,r,cifar10,resnet18,slr,4,top1,90,hardpruned,paper Table 9\n")
+    mixed = [make_record("slr", epochs=1, hardpruned=40.0), make_record("slr", seed=1, epochs=4, hardpruned=95.0)]
+    (c, other) = rg.compare(rg.read_table(table), mixed, allow_empty=True)
+    assert c.result == "not comparable" and "epochs 1 vs 4" in c.reason
+    one = rg.compare(rg.read_table(table), mixed[1:])
+    assert [x.result for x in one] == ["pass", "not run"]  # a not-run cell beside a real check is not a failure
+
+
+@pytest.mark.parametrize("case", ["empty folder", "empty list", "all interrupted"])
+def test_nothing_to_check_is_an_error(case, tmp_path, capsys):
+    from tests.records_factory import make_record
+
+    results = {"empty folder": tmp_path / "runs",
+               "empty list": _write(tmp_path / "e.json", []),
+               "all interrupted": _write(tmp_path / "i.json", [make_record(status="interrupted")])}[case]
+    (tmp_path / "runs").mkdir()
+    code, _, err = _cli(capsys, "regress", "--results", str(results), "--against", str(BASELINE))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "nothing was checked" in err, err
+
+
+@pytest.mark.parametrize("flag,value", [("--rate-tol", "-1"), ("--rate-tol", "nan"), ("--tol", "nan"), ("--tol", "-0.5")])
+def test_negative_or_nan_tolerance_is_a_usage_error(flag, value, tmp_path, capsys):
+    from tests.records_factory import make_record
+
+    measured = _write(tmp_path / "m.json", [make_record(hardpruned=10.0)])
+    code, _, err = _cli(capsys, "regress", "--results", str(measured), "--against", str(BASELINE), flag, value)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and flag in err, err
+
+
+def test_junit_stays_valid_xml_with_escape_and_control_characters(tmp_path):
+    from harness import regress as rg
+    from tests.records_factory import make_record
+
+    failed = make_record(status="failed")
+    failed["error"] = "\x1b[31mloss is nan\x1b[0m at step 3\x00\x07 <&> \ud800"
+    checks = rg.compare(rg.references_from_records([make_record()]), [failed])
+    assert checks[0].result == "FAIL"
+    path = tmp_path / "j.xml"
+    rg.write_junit(checks, path)
+    root = ET.parse(path).getroot()  # parses: no NUL, BEL or lone surrogate left
+    msg = root.find("testcase/failure").get("message")
+    assert msg == "run failed: loss is nan at step 3 <&> " and "\x1b" not in path.read_text()
+
+
+def test_json_output_never_has_nan(tmp_path, capsys):
+    from harness import regress as rg
+    from tests.records_factory import make_record
+
+    bad = make_record(hardpruned=float("nan"))
+    checks = rg.compare(rg.references_from_records([make_record()]), [bad, make_record("admm")], allow_empty=True)
+    strict = json.loads(rg.checks_json(checks), parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert all(d["measured"] is None or isinstance(d["measured"], float) for d in strict)
+    code, out, _ = _cli(capsys, "regress", "--results", str(_write(tmp_path / "m.json", [bad, make_record()])),
+                        "--against", str(_write(tmp_path / "r.json", [make_record()])), "--json")
+    assert code == 0
+    json.loads(out, parse_constant=lambda c: pytest.fail(f"bare {c} in --json output"))
+
+
+def test_junit_refuses_to_overwrite_a_store_or_other_files(tmp_path, capsys):
+    from harness.results import ResultStore
+    from tests.records_factory import make_record
+
+    store = tmp_path / "prunebench.sqlite"
+    ResultStore(store).put(make_record())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    measured = _write(tmp_path / "m.json", [make_record()])
+    for target in (store, notes):
+        code, _, err = _cli(capsys, "regress", "--results", str(measured), "--against", str(BASELINE), "--tol", "99",
+                            "--junit", str(target))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "refusing to overwrite" in err, err
+    assert len(list(ResultStore(store).records())) == 1 and notes.read_text() == "my notes"
+    old = tmp_path / "old.xml"
+    old.write_text("<?xml version='1.0'?><testsuite name='x' tests='0'/>")
+    code, _, err = _cli(capsys, "regress", "--results", str(measured), "--against", str(BASELINE), "--tol", "99",
+                        "--junit", str(old))
+    assert code == 0, err
+    assert int(ET.parse(old).getroot().get("tests")) > 0  # a previous report is replaced

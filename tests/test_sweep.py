@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
 from harness import sweep as sw
 from harness.errors import UserError
 
