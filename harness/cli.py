@@ -17,6 +17,7 @@ record kept; Ctrl-C exits 130 and keeps finished results.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -64,6 +65,9 @@ def add_run_parser(sub: Any) -> None:
                    help="Pruning method (repeatable or comma-separated; default: compare slr, admm, magnitude). "
                         "Methods: slr, admm, magnitude (one-shot), iterative (Han et al.), projected, random, and "
                         "any installed plugin.")
+    g.add_argument("--seeds", default=None, metavar="LIST",
+                   help="Several seeds, e.g. 0,1,2 (overrides --seed): every method and rate runs once per seed, and "
+                        "methods are compared pairwise on the shared seeds (mean difference, 95 %% CI, paired test).")
     g.add_argument("--rate", action="append", default=None, metavar="X",
                    help="Compression rate(s) C = counted params / non-zeros (repeatable or comma-separated; "
                         "default: the task's).")
@@ -92,15 +96,15 @@ def run_configs(ns: argparse.Namespace) -> list[RunConfig]:
     rates: list[Any] = _comma_list(ns.rate) or [None]
     if base.get("prune_config") is None and not ns.rate and not ns.method and task_cls.default_rates:
         rates = list(task_cls.default_rates)  # the comparison: every default rate
+    seeds: list[Any] = _comma_list([ns.seeds]) if ns.seeds else [base.get("seed", 0)]
     configs = []
-    for rate in rates:
-        for method in methods:
-            cfg = RunConfig.from_dict({**base, "method": method, "rate": rate, "settings": settings,
-                                       "options": parse_pairs(ns.opt, "--opt"),
-                                       "method_options": parse_pairs(ns.method_opt, "--method-opt")},
-                                      where="benchmark run", flags=True)
-            resolve(cfg, validate(cfg))
-            configs.append(cfg)
+    for rate, method, seed in itertools.product(rates, methods, seeds):
+        cfg = RunConfig.from_dict({**base, "method": method, "rate": rate, "seed": seed, "settings": settings,
+                                   "options": parse_pairs(ns.opt, "--opt"),
+                                   "method_options": parse_pairs(ns.method_opt, "--method-opt")},
+                                  where="benchmark run", flags=True)
+        resolve(cfg, validate(cfg))
+        configs.append(cfg)
     return configs
 
 
@@ -125,6 +129,7 @@ def run_cmd(ns: argparse.Namespace) -> int:
         print(json.dumps(records if len(records) > 1 else records[0], default=str, indent=1))
     else:
         print_table(records)
+        print_verdicts(records)
         cfg = configs[0]
         _out(f"records: {Path(cfg.store).resolve()} (SQLite) and "
              + ", ".join(str(Path(r["artifacts"]["dir"]) / "record.json") for r in records[:3])
@@ -133,6 +138,18 @@ def run_cmd(ns: argparse.Namespace) -> int:
     for r in failed:
         _err(f"error: run {r['run_id']} failed: {r['error']} (record kept)")
     return 3 if failed else 0
+
+
+def print_verdicts(records: list[dict[str, Any]]) -> None:
+    """With several seeds: each pair of methods compared on the same seeds (hard-pruned and retrained)."""
+    from harness.stats import paired_verdicts
+
+    done = [r for r in records if r["status"] == "completed"]
+    if len({r["config"]["seed"] for r in done}) < 2:
+        return
+    for phase in ("hardpruned", "retrained"):
+        for verdict in paired_verdicts(done, metric_phase=phase):
+            _out(verdict.line())
 
 
 def _fmt(x: Any) -> str:
@@ -327,15 +344,15 @@ def regress_cmd(ns: argparse.Namespace) -> int:
 
     from harness import regress as rg
 
+    if ns.junit:
+        rg.check_junit_target(ns.junit)  # before any work: never overwrite a store with a report
     checks = rg.compare(rg.load_references(ns.against), rg.load_checked(ns.results), tol=ns.tol,
                         two_sided=ns.two_sided, rate_tol=ns.rate_tol)
     if ns.junit:
         rg.write_junit(checks, ns.junit)
+    lines = rg.report_lines(checks)
     if ns.json_out:
-        print(json.dumps([{"table": c.ref.table, "row": c.ref.row, "task": c.ref.task, "model": c.ref.model,
-                           "method": c.ref.method, "rate": c.ref.rate, "phase": c.ref.phase, "metric": c.ref.metric,
-                           "reported": c.ref.value, "measured": c.measured, "n": c.n, "delta": c.delta,
-                           "result": c.result, "reason": c.reason} for c in checks], indent=1))
+        print(rg.checks_json(checks))
     else:
         side = "two" if ns.two_sided else "one"
         table = Table(title=f"regress {ns.results} against {ns.against} (tol {ns.tol}, {side}-sided)")
@@ -346,15 +363,11 @@ def regress_cmd(ns: argparse.Namespace) -> int:
             measured = "–" if c.measured is None else f"{c.measured:.2f}" + (f" (n={c.n})" if c.n > 1 else "")
             table.add_row(r.row, r.method, f"{r.rate:g}" if r.rate is not None else "cfg", r.phase, r.metric,
                           f"{r.value:.2f}", measured, f"{c.delta:+.2f}" if c.delta is not None else "–", c.result)
-        console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
-        console.print(table, markup=False)
-        for c in checks:
-            if c.result == "FAIL":
-                _out(f"FAIL {c.ref.method} {c.ref.rate}x {c.ref.phase} {c.ref.metric}: {c.reason}")
-    n = {k: sum(c.result == k for c in checks) for k in ("pass", "FAIL", "not run", "not comparable")}
-    _err(f"{n['pass']} passed, {n['FAIL']} failed, {n['not run']} not run (not failures), "
-         f"{n['not comparable']} not comparable")
-    return 1 if n["FAIL"] else 0
+        Console(width=None if sys.stdout.isatty() else 140, highlight=False).print(table, markup=False)
+        for line in lines[:-1]:
+            _out(line)
+    _err(lines[-1])
+    return 1 if any(c.result == "FAIL" for c in checks) else 0
 
 
 def export_cmd(ns: argparse.Namespace) -> int:
