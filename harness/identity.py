@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from harness.config import RunConfig
+
 # Leaf names that do not change a run's results: the seed (averaged over), where outputs go, how the run is executed.
 EXCLUDE = frozenset({
     "seed", "store", "out", "out_dir", "output", "run_dir", "run_id", "device", "workers", "checkpoint_every",
     "keep_checkpoint", "resume", "progress", "log_every", "dry_run", "shard", "stale_after", "junit", "tracker",
     "tensorboard", "mlflow", "trust_weights",
-})
+}) | frozenset(RunConfig.NOT_IDENTITY)  # whatever the run id ignores, a leaderboard cell ignores too
 # Input files named by path: the path differs between machines while the content is the identity. Each is replaced
 # by its content hash when the record has one (the key of the hash in `_HASHED_BY`), otherwise by its file name.
 _INPUT_PATHS = ("data", "weights", "prune_config")
