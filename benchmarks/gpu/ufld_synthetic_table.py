@@ -101,15 +101,34 @@ def sweep_command(plan: TablePlan, mode: str, root: Path, store: Path, runs: Pat
     return cmd
 
 
+def plan_command(plan: TablePlan, work: Path, out_md: str) -> str:
+    """The standalone command of this script that runs `plan` (what a table records as its command)."""
+    cmd = ["python", "benchmarks/gpu/ufld_synthetic_table.py", "--work", str(work), "--out-md", out_md]
+    for f in dataclasses.fields(TablePlan):
+        value = getattr(plan, f.name)
+        if f.name == "opts":
+            cmd += [x for opt in value for x in ("--opt", opt)]
+        elif f.name == "max_steps":
+            continue  # smoke runs only; not a flag of this script
+        elif value is not None:
+            cmd += [f"--{f.name.replace('_', '-')}", str(value)]
+    return shlex.join(cmd)
+
+
 def work_paths(work: Path) -> tuple[Path, Path, Path, Path]:
     """(data root, store, run folders, dense-model cache) under one work folder."""
     return work / "data", work / "store.sqlite", work / "runs", work / "cache"
 
 
+def cache_env(work: Path) -> dict[str, str]:
+    """Where the dense UFLD model is cached: $PRUNEBENCH_CACHE if set, else the work folder's cache."""
+    return {"PRUNEBENCH_CACHE": os.environ.get("PRUNEBENCH_CACHE", str(work_paths(work)[3]))}
+
+
 def run_sweeps(plan: TablePlan, work: Path, timeout: float | None = None) -> None:
     """One `benchmark sweep` per mode into the work folder's store (finished cells are skipped on a rerun)."""
-    root, store, runs, cache = work_paths(work)
-    env = {**os.environ, "PRUNEBENCH_CACHE": os.environ.get("PRUNEBENCH_CACHE", str(cache))}
+    root, store, runs, _ = work_paths(work)
+    env = {**os.environ, **cache_env(work)}
     for mode in plan.modes.split(","):
         sh(sweep_command(plan, mode, root, store, runs), env=env, timeout=timeout)
 
