@@ -169,7 +169,7 @@ def step_cuda_tests(ctx: Context, timeout: float) -> dict[str, Any]:
 def step_engine(ctx: Context, timeout: float) -> dict[str, Any]:
     md, js = ctx.files / f"engine_{ctx.tag}.md", ctx.files / f"engine_{ctx.tag}.json"
     if ctx.smoke:
-        size = ["--device", "cpu", "--batch", "2", "--image-size", "8", "--steps", "1", "--warmup", "1", "--rounds",
+        size = ["--device", "cpu", "--step-model", "resnet20", "--batch", "2", "--image-size", "8", "--steps", "1", "--warmup", "1", "--rounds",
                 "1", "--proj-reps", "1", "--proj-models", "resnet20", "--profile", "always", "--profile-reps", "1",
                 "--profile-rows", "5"]
     else:

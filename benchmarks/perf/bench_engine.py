@@ -51,6 +51,9 @@ from harness.sparsity import SparsityPlan, conv_linear_weights  # noqa: E402
 STEP_GOAL = 1.02  # SLR/ADMM step time / plain step time
 PROJ_GOALS_MS = {"resnet50": 1.0, "ufld18": 2.0}
 RATIO = 0.9  # prune ratio of the projection benchmark
+# The step benchmark's model: the paper's CIFAR ResNet-18; ResNet-20 (0.27M) only for smoke runs of this script.
+STEP_MODELS: dict[str, Callable[[], torch.nn.Module]] = {"resnet18": lambda: cifar_resnet(18),
+                                                         "resnet20": lambda: CifarResNetA(20)}
 
 
 class Timer:
@@ -109,7 +112,7 @@ def step_setups(args, device: torch.device) -> dict[str, Callable[[], None]]:
     y = torch.randint(0, 10, (args.batch,), device=device)
     steps = {}
     for name, cls in (("plain", None), ("slr", SLR), ("admm", ADMM)):
-        model = cifar_resnet(18).to(device).to(memory_format=torch.channels_last)
+        model = STEP_MODELS[args.step_model]().to(device).to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         method = None
         if cls:
@@ -249,7 +252,7 @@ def report(args, device: torch.device, step_ms, proj, goal_rows, prof) -> str:
         f"- date: {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
         f"- device: {device} ({dev_name}); torch {torch.__version__} (CUDA {torch.version.cuda}); "
         f"threads {torch.get_num_threads()}; python {platform.python_version()}",
-        f"- step: CIFAR ResNet-18, batch {args.batch}, {args.image_size}x{args.image_size}, channels_last, SGD, amp={'bf16' if args.amp else 'off'}, "
+        f"- step: CIFAR {args.step_model}, batch {args.batch}, {args.image_size}x{args.image_size}, channels_last, SGD, amp={'bf16' if args.amp else 'off'}, "
         f"{args.rounds} interleaved rounds x {args.steps} steps after {args.warmup} warm-up steps ({timing}, median)",
         "",
         "| step | ms / step (median) | vs plain |",
@@ -282,6 +285,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--step-model", choices=sorted(STEP_MODELS), default="resnet18",
+                    help="CIFAR model of the step benchmark (resnet20: smoke runs only)")
     ap.add_argument("--image-size", type=int, default=32, help="input side (CIFAR: 32; smaller only for smoke runs)")
     ap.add_argument("--steps", type=int, default=100, help="timed steps per round and variant")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps before each round")
