@@ -243,9 +243,11 @@ def calibrate(ctx: Context, base: lanes.TablePlan, timeout: float) -> Calibratio
                          timeout=max(1.0, timeout - (t1 - t0)))
     wall = time.monotonic() - t1
     (ctx.files / "lane_calibration.log").write_text(res.stdout + res.stderr)
-    done = [r for r in load_records(cal / "store.sqlite") if r.get("status") == "completed"]
-    if res.returncode != 0 or not done:
+    if res.returncode != 0:
         raise StepFailed(f"calibration run exited {res.returncode}: {res.stderr.strip().splitlines()[-1:]}")
+    done = [r for r in load_records(cal / "store.sqlite") if r.get("status") == "completed"]
+    if not done:
+        raise StepFailed("the calibration run left no completed record")
     epochs = done[-1]["curves"]["retrain"]
     steps = min(math.ceil(n_train / base.batch_size), base.max_steps or 10**9)
     frames = min(n_train, steps * base.batch_size)
@@ -295,17 +297,24 @@ def step_lane_table(ctx: Context, timeout: float) -> dict[str, Any]:
     if timeout < (5.0 if ctx.smoke else LANE_MIN_S):
         return {"status": "failed", "summary": f"not attempted: {timeout:.0f} s of budget left"}
     end = time.monotonic() + timeout
-    base = lane_base(ctx)
-    cal = calibrate(ctx, base, timeout)
-    if ctx.smoke:
-        plan = base  # smoke: the sizing arithmetic runs (below) but the tiny plan is kept
-        predicted = lane_seconds(plan, cal)
+    saved = ctx.work / "lane_plan.json"
+    if saved.is_file():  # a rerun resumes the plan sized the first time (its data and finished cells stay valid)
+        state = json.loads(saved.read_text())
+        cal, plan = Calibration(**state["calibration"]), lanes.TablePlan(**state["plan"])
+        print(f"lane table: resuming the plan in {saved}", flush=True)
     else:
-        sized = size_lane_plan(base, cal, end - time.monotonic())
-        if sized is None:
-            raise StepFailed(f"no lane table fits the {end - time.monotonic():.0f} s left at "
-                             f"{cal.img_per_s:.0f} img/s; rerun with a larger --budget-s")
-        plan, predicted = sized, lane_seconds(sized, cal)
+        base = lane_base(ctx)
+        cal = calibrate(ctx, base, timeout)
+        if ctx.smoke:
+            plan = base  # smoke: the sizing arithmetic runs (lane_seconds) but the tiny plan is kept
+        else:
+            sized = size_lane_plan(base, cal, end - time.monotonic())
+            if sized is None:
+                raise StepFailed(f"no lane table fits the {end - time.monotonic():.0f} s left at "
+                                 f"{cal.img_per_s:.0f} img/s; rerun with a larger --budget-s")
+            plan = sized
+        saved.write_text(json.dumps({"calibration": dataclasses.asdict(cal), "plan": dataclasses.asdict(plan)}))
+    predicted = lane_seconds(plan, cal)
     print(f"lane table: calibration {dataclasses.asdict(cal)}; plan {dataclasses.asdict(plan)}; "
           f"predicted {predicted:.0f} s", flush=True)
     table_work = ctx.work / "lane_table"
