@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata as md
+import os
 import platform
 import subprocess
 import sys
@@ -21,16 +22,21 @@ def now() -> str:
 
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
-    """The sha of the prunebench checkout (not of the user's working directory)."""
+    """The sha of the prunebench checkout (not of the user's working directory).
+
+    A copy of the tree without .git (e.g. shipped to a GPU machine) has no sha to read; then PRUNEBENCH_GIT_SHA, set
+    by whoever made the copy, names it, and the dirty flag stays unknown.
+    """
     repo = cwd or Path(__file__).resolve().parent.parent
+    unknown = {"sha": os.environ.get("PRUNEBENCH_GIT_SHA") or None, "dirty": None}
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
-        return {"sha": None, "dirty": None}
+        return unknown
     if sha.returncode != 0:
-        return {"sha": None, "dirty": None}
+        return unknown
     return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.amp import AmpStepper
 from harness.config import OPTIMIZERS
 from harness.errors import TrainingDiverged, UserError
 from harness.methods.base import PruningMethod
@@ -63,7 +64,7 @@ def train_epoch(
     sync_every: int = 20,
     max_steps: int | None = None,
     schedule: PhaseSchedule | None = None,
-    scaler: "torch.amp.GradScaler | None" = None,
+    stepper: AmpStepper | None = None,
 ) -> EpochStats:
     """Train one epoch with the method's hooks (on_epoch_start ... on_epoch_end).
 
@@ -72,6 +73,7 @@ def train_epoch(
     model.train()
     hooks = method or PruningMethod()
     hooks.on_epoch_start(epoch)
+    stepper = stepper or AmpStepper(device, amp)
     running = torch.zeros((), device=device)
     steps = 0
     start = time.perf_counter()
@@ -85,7 +87,7 @@ def train_epoch(
         hooks.observe_loss(loss)
         running += loss.detach().float()
         steps += 1
-        _step(loss, optimizer, hooks, scaler)
+        stepper.step(loss, optimizer, hooks)
         if schedule is not None:  # per-iteration schedules (UFLD's) set the next step's lr here
             schedule.after_step(epoch, batch_idx)
         if steps % sync_every == 0:
@@ -102,23 +104,6 @@ def train_epoch(
         lr=float(optimizer.param_groups[0]["lr"]),
         method_log=hooks.on_epoch_end(epoch),
     )
-
-
-def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, hooks: PruningMethod,
-          scaler: "torch.amp.GradScaler | None") -> None:
-    """backward -> method.after_backward (true, unscaled gradients) -> step -> method.after_step."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        hooks.after_backward()
-        optimizer.step()
-    else:  # fp16: unscale first, so the penalty gradient is added at the loss's own scale (as in detection)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        hooks.after_backward()
-        scaler.step(optimizer)
-        scaler.update()
-    hooks.after_step()
 
 
 def _check_finite(running: torch.Tensor, epoch: int, step: int) -> None:
@@ -158,13 +143,13 @@ class LoopDriver:
             opt.load_state_dict(spec.optimizer_state)
         if spec.start_epoch > 1:
             sched.resume_at(spec.start_epoch - 1)
-        scaler = torch.amp.GradScaler(device.type) if spec.amp == "fp16" else None
+        stepper = AmpStepper(device, spec.amp)  # fp16: one gradient scaler for the whole phase
         for epoch in range(spec.start_epoch, spec.epochs + 1):
             seed = epoch_seed(spec.seed, spec.name, epoch)
             seed_everything(seed)  # dropout and any augmentation drawing from the global generators
             loader = first if epoch == spec.start_epoch else self.task.train_loader(seed)
             stats = train_epoch(model, loader, self.task.loss, opt, spec.hooks, epoch, device, spec.amp,
-                                desc=spec.name, max_steps=spec.max_steps, schedule=sched, scaler=scaler)
+                                desc=spec.name, max_steps=spec.max_steps, schedule=sched, stepper=stepper)
             sched.after_epoch()
             if on_epoch_end(stats, model, opt):
                 break

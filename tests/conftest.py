@@ -50,3 +50,16 @@ def tusimple_root(tmp_path_factory):
     convert_train(out)
     convert_test(out)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a GPU: without one they are skipped, saying so (benchmarks/gpu/h200_proof.py runs
+    them with `-m cuda` on a GPU machine)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA: torch.cuda.is_available() is False on this machine")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -65,3 +65,38 @@ def test_device_threshold_matches_sorting(keep):
     torch.manual_seed(keep)
     mag = torch.randn(1000).abs()
     assert topk_threshold(mag, keep) == torch.sort(mag, descending=True).values[keep - 1]
+
+
+def _tied_tensors(seed: int) -> tuple[list[torch.Tensor], list[float]]:
+    """Tensors with many exact ties at the threshold (values quantised to a few levels), some of equal size so the
+    batched path's 2-D top-k groups are exercised, plus the keep-all / keep-none edge cases."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(16, 8, 3, 3), (16, 8, 3, 3), (16, 8, 3, 3), (37,), (10, 10), (10, 10), (1,), (5, 7), (4096,), (0,)]
+    ratios = [0.9, 0.9, 0.5, 0.3, 0.97, 0.9, 0.5, 0.0, 0.999, 0.5]
+    xs = [torch.randint(-4, 5, s, generator=g).float() * 0.25 for s in shapes]
+    xs[4] = torch.full((10, 10), 0.5)  # every entry tied
+    xs[8] = torch.randn(4096, generator=g)  # no ties: the plain path
+    return xs, ratios
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batched_topk_masks_equal_per_tensor_masks(seed):
+    """The batched algorithm (what accelerators run) gives bit-identical masks to `topk_mask`, ties included."""
+    from harness.projection import batched_topk_masks, topk_masks
+
+    xs, ratios = _tied_tensors(seed)
+    want = [topk_mask(x, r) for x, r in zip(xs, ratios)]
+    for got in (batched_topk_masks(xs, ratios), topk_masks(xs, ratios),
+                batched_topk_masks([x.bfloat16() for x in xs], ratios)):
+        assert [g.shape for g in got] == [w.shape for w in want]
+        for g, w in zip(got, want):
+            assert g.dtype == torch.bool and torch.equal(g, w)
+
+
+def test_hard_prune_many_matches_one_by_one():
+    from harness.projection import project_many
+
+    xs, ratios = _tied_tensors(5)
+    for (z, m), x, r in zip(project_many(xs, ratios), xs, ratios):
+        z1, m1 = project(x, r)
+        assert torch.equal(m, m1) and torch.equal(z, z1)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from adapters.classification import DigitsTask
+from harness.amp import AmpStepper
 from harness.config import MethodSettings, RunConfig
 from harness.methods import make_method
 from harness.methods.admm import ADMM
@@ -74,12 +75,14 @@ def test_fp16_scaler_unscales_before_the_method_sees_gradients():
 
     grads = []
     for scaler in (None, torch.amp.GradScaler("cpu", init_scale=1024.0)):
+        stepper = AmpStepper(torch.device("cpu"), "fp16")
+        stepper.scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)
         m = torch.nn.Linear(4, 2)
         m.load_state_dict(model.state_dict())
         probe = GradProbe()
         probe.model_param = m.weight  # type: ignore[attr-defined]
         train_epoch(m, batches, loss_fn, torch.optim.SGD(m.parameters(), lr=0.0), probe, 1, torch.device("cpu"),
-                    scaler=scaler)
+                    stepper=stepper)
         grads.append(probe.grads[0])
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)  # 1024x without unscale_
 

@@ -37,10 +37,11 @@ class ADMM(PenaltyMethod):
 
     def update(self, epoch: int) -> dict[str, Any]:
         w_minus_z = z_change = 0.0
-        for t in self.tensors:
-            w = t.param.detach().float()
+        ws = [t.param.detach().float() for t in self.tensors]
+        projected = self.project_all([w + t.u for w, t in zip(ws, self.tensors)])  # uses the old U
+        for t, w, (z, _) in zip(self.tensors, ws, projected):
             z_old = t.z
-            t.z, _ = self.project_tensor(t, w + t.u)  # uses the old U
+            t.z = z
             t.u = t.u + w - t.z
             w_minus_z += float(torch.linalg.vector_norm(w - t.z).item())
             z_change += float(torch.linalg.vector_norm(t.z - z_old).item())

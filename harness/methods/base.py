@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from harness.errors import UserError
-from harness.projection import project
+from harness.projection import project, project_many
 from harness.sparsity import SparsityPlan
 
 if TYPE_CHECKING:
@@ -140,6 +140,11 @@ class PruningMethod:
     @torch.no_grad()
     def project_tensor(self, t: PrunedTensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return project(x, t.ratio, self.projection)
+
+    @torch.no_grad()
+    def project_all(self, xs: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`project_tensor` for every pruned tensor at once (xs[i] belongs to self.tensors[i]): one batched top-k."""
+        return project_many(xs, [t.ratio for t in self.tensors], self.projection)
 
     @torch.no_grad()
     def apply_masks(self) -> None:

@@ -48,9 +48,9 @@ class PenaltyMethod(PruningMethod, ABC):
     # ---- state -------------------------------------------------------------------------------------------------
     def setup(self) -> None:
         """Z0 = Pi(W0), U0 = 0 (both methods, spec §9.1)."""
-        for t in self.tensors:
-            w = t.param.detach().float()
-            t.z, _ = self.project_tensor(t, w)
+        ws = [t.param.detach().float() for t in self.tensors]
+        for t, w, (z, _) in zip(self.tensors, ws, self.project_all(ws)):
+            t.z = z
             t.u = torch.zeros_like(w)
         self.refresh_targets()
 

@@ -163,8 +163,8 @@ class SLR(PenaltyMethod):
         rec.update(accepted1=bool(accepted1), s_after1=self.s)
 
         # stage 2: Z^k = Pi(W^k + Lambda'/rho); Lambda = Lambda' + s (W^k - Z^k) if condition (8)  (eqs. 6-10)
-        for w, t in zip(ws, self.tensors):
-            t.z, _ = self.project_tensor(t, w + t.u)
+        for t, (z, _) in zip(self.tensors, self.project_all([w + t.u for w, t in zip(ws, self.tensors)])):
+            t.z = z
         if self.toggles.stage2_numerator == "reference":
             n1 = self._norm((self._wprev(t), t.extra["zprev"]) for t in self.tensors)
         else:
