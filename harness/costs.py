@@ -260,3 +260,23 @@ def semi_structured_latency(model: nn.Module, example_input: torch.Tensor, batch
     return {"supported": True, "dtype": str(dtype).removeprefix("torch."), "batch": batch, "dense_ms": dense_ms,
             "semi_structured_ms": sparse_ms, "speedup": dense_ms / sparse_ms if sparse_ms else None,
             "converted": converted.converted, "skipped": converted.skipped, "device": str(device)}
+
+
+# Leaderboard columns (md / HTML / CSV) and where each comes from in a results record.
+COLUMNS: dict[str, str] = {
+    "MB": "size.bytes / 1e6: the compressed pruned-model file (harness.artifacts.save_pruned)",
+    "GMACs (eff.)": "costs.effective_gmacs: MACs with each conv/linear scaled by its weight density",
+    "ms/img": "costs.ms_per_image: median latency per image at the eval batch, dense kernels, on the run's device",
+}
+
+
+def record_columns(record: dict[str, Any]) -> dict[str, float | None]:
+    """The leaderboard's cost cells of one results record (None where the record predates these fields)."""
+    size = record.get("size") or {}
+    costs = record.get("costs") or {}
+    nbytes = size.get("bytes")
+    return {
+        "MB": None if nbytes is None else nbytes / 1e6,
+        "GMACs (eff.)": costs.get("effective_gmacs"),
+        "ms/img": costs.get("ms_per_image"),
+    }

@@ -130,6 +130,16 @@ def export_model(model: nn.Module, example_input: torch.Tensor, fmt: str, out: s
     return _sparse(work, x, out, atol, threads, repeats, warmup)
 
 
+def export_run_model(model: nn.Module, artifact: str | Path, example_input: torch.Tensor, fmt: str,
+                     out: str | Path, **kwargs: Any) -> ExportResult:
+    """`benchmark export-model RUN_DIR`: load a run's pruned-model file (harness.artifacts) strictly into `model`
+    (built by the run's task from its recorded config), then `export_model` it; kwargs as there."""
+    from harness.artifacts import load_into
+
+    load_into(model, artifact)
+    return export_model(model, example_input, fmt, out, **kwargs)
+
+
 def _inference_copy(model: nn.Module, task_kind: str) -> nn.Module:
     """A CPU fp32 eval-mode copy; for YOLO its Detect heads in export mode (inference output only, no raw maps)."""
     work = copy.deepcopy(getattr(model, "module", model)).float().cpu().eval()

@@ -72,3 +72,12 @@ def test_semi_structured_path_says_why_not_on_cpu():
     assert isinstance(model[0], nn.Linear) and model[0].weight.layout == torch.strided
     timed = semi_structured_latency(model, torch.randn(1, 64))
     assert timed == {"supported": False, "reason": reason}
+
+
+def test_record_columns_read_size_and_costs_and_tolerate_old_records():
+    from harness.costs import COLUMNS, record_columns
+
+    record = {"size": {"bytes": 2_500_000}, "costs": {"effective_gmacs": 0.25, "ms_per_image": 3.5}}
+    assert record_columns(record) == {"MB": 2.5, "GMACs (eff.)": 0.25, "ms/img": 3.5}
+    assert record_columns({}) == {"MB": None, "GMACs (eff.)": None, "ms/img": None}
+    assert list(COLUMNS) == ["MB", "GMACs (eff.)", "ms/img"]

@@ -124,3 +124,19 @@ def test_ultralytics_checkpoint_opens_in_yolo_and_validates_like_our_run(coco_di
         assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
         assert a["score"] == pytest.approx(b["score"], abs=1e-5) and a["bbox"] == pytest.approx(b["bbox"], abs=1e-3)
     assert no_network == []
+
+
+def test_export_run_model_loads_the_run_file_strictly_first(tmp_path):
+    from harness.artifacts import save_pruned
+    from harness.errors import CheckpointError
+    from harness.model_export import export_run_model
+
+    model, masks, x = digits_cnn()
+    save_pruned(model.state_dict(), masks, tmp_path / "run.safetensors", masks=masks)
+    fresh, _, _ = digits_cnn(seed=3)
+    result = export_run_model(fresh, tmp_path / "run.safetensors", x[:1], "torchscript", tmp_path / "m.pt")
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    with torch.no_grad():
+        assert torch.equal(scripted(x), model(x)) and result.max_abs_diff == 0.0
+    with pytest.raises(CheckpointError, match="missing keys"):
+        export_run_model(torch.nn.Linear(2, 2), tmp_path / "run.safetensors", x[:1], "onnx", tmp_path / "m.onnx")
