@@ -208,7 +208,9 @@ def model_costs(model: nn.Module, example_input: torch.Tensor, eval_batch: int, 
     """MACs and latency of `model` (at batch 1 and `eval_batch`), plus a CSR-Linear copy's and an ONNX file's.
 
     `csr`: also time a deep copy whose sufficiently sparse Linear layers are CSR (CPU only; skipped, with a note,
-    when no Linear qualifies). `onnx_path`: also time that file in onnxruntime (CPU).
+    when no Linear qualifies). `onnx_path`: also time that file in onnxruntime (CPU). When a Linear weight is 2:4
+    sparse, fp16 latency with and without `to_sparse_semi_structured` is added on a capable CUDA device, and on
+    any other device a note says why it was not measured.
     """
     from harness.sparse_inference import sparsify_linears
 
@@ -231,6 +233,13 @@ def model_costs(model: nn.Module, example_input: torch.Tensor, eval_batch: int, 
             notes.append(f"csr: {len(replaced)} Linear layer(s) as CSR ({', '.join(replaced[:4])})")
         else:
             notes.append("csr: no Linear layer sparse enough for CSR (harness.sparse_inference.DEFAULT_MIN_SPARSITY)")
+    if _has_2_4_linear(model):
+        for b in batches:
+            semi = semi_structured_latency(model, example_input, b, repeats=repeats, warmup=warmup)
+            if not semi["supported"]:
+                notes.append(f"2:4 semi-structured: {semi['reason']}")
+                break
+            lat[f"fp16_b{b}"], lat[f"semi_structured_fp16_b{b}"] = semi["dense_ms"], semi["semi_structured_ms"]
     if onnx_path is not None:
         for b in batches:
             lat[f"onnxruntime_b{b}"] = onnx_latency(onnx_path, example_input, b, repeats=repeats, warmup=warmup,
@@ -238,6 +247,13 @@ def model_costs(model: nn.Module, example_input: torch.Tensor, eval_batch: int, 
     return ModelCosts(dense_gmacs=macs.dense_gmacs, effective_gmacs=macs.effective_gmacs,
                       input_shape=macs.input_shape, latency_ms=lat, ms_per_image=last.ms_per_image,
                       threads=last.threads, device=last.device, repeats=repeats, warmup=warmup, notes=notes)
+
+
+def _has_2_4_linear(model: nn.Module) -> bool:
+    from harness.projection import is_nm
+
+    return any(isinstance(m, nn.Linear) and m.in_features % 4 == 0 and is_nm(m.weight, 2, 4)
+               for m in model.modules())
 
 
 def semi_structured_latency(model: nn.Module, example_input: torch.Tensor, batch: int = 1, *,

@@ -81,3 +81,12 @@ def test_record_columns_read_size_and_costs_and_tolerate_old_records():
     assert record_columns(record) == {"MB": 2.5, "GMACs (eff.)": 0.25, "ms/img": 3.5}
     assert record_columns({}) == {"MB": None, "GMACs (eff.)": None, "ms/img": None}
     assert list(COLUMNS) == ["MB", "GMACs (eff.)", "ms/img"]
+
+
+def test_model_costs_note_why_2_4_was_not_timed_on_this_device():
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32))
+    plan = nm_plan(model, ["0.weight", "2.weight"], "nm:2:4")
+    hard_prune_(dict(model.named_parameters()), plan.ratios, "nm:2:4")
+    costs = model_costs(model, torch.randn(1, 64), eval_batch=2, repeats=2, warmup=0, csr=False)
+    assert [n for n in costs.notes if n.startswith("2:4 semi-structured: not supported here: ")]
+    assert costs.effective_gmacs == pytest.approx(costs.dense_gmacs / 2)
