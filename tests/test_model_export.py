@@ -4,6 +4,7 @@ YOLO() opens and validates offline with the same mAP50 as the harness's own vali
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +124,8 @@ def test_ultralytics_checkpoint_opens_in_yolo_and_validates_like_our_run(coco_di
     for a, b in zip(sorted(theirs, key=key), sorted(mine, key=key)):
         assert (a["image_id"], a["category_id"]) == (b["image_id"], b["category_id"])
         assert a["score"] == pytest.approx(b["score"], abs=1e-5) and a["bbox"] == pytest.approx(b["bbox"], abs=1e-3)
+    exported = yolo.export(format="torchscript", imgsz=task.imgsz, device="cpu")  # `yolo export` takes it too
+    assert Path(exported).is_file()
     assert no_network == []
 
 
