@@ -12,19 +12,32 @@ Two implementations:
 * ``percentile``: bit-level reproduction of the reference code: tau = numpy.percentile(|x|, 100p) (linear
   interpolation) on the host; entries with |x| < tau are zeroed and the mask is |x| > tau (ties at tau stay non-zero
   but are frozen out of the mask).
+* ``nm:N:M`` (e.g. ``nm:2:4``): N:M semi-structured sparsity (Mishra et al. 2021, "Accelerating Sparse Deep Neural
+  Networks", NVIDIA Ampere's 2:4). The tensor is viewed as ``x.reshape(out, -1)`` (dim 0 = output channels/features;
+  a conv's in_channels x kh x kw flattened in PyTorch's row-major order, i.e. the im2col GEMM's reduction dim), and in
+  every run of M consecutive entries of a row the N of largest |x| are kept (ties to the lowest index). This is the
+  layout `torch.sparse.to_sparse_semi_structured` expects of a 2-D Linear weight (out x in, groups along `in`).
+  The groups are disjoint, so keeping each group's N largest is the exact Euclidean projection onto the N:M set.
+  The prune ratio is implied (1 - N/M): a plan must give every tensor exactly that ratio (see `nm_plan`), and the
+  row length must be a multiple of M. Iterative magnitude pruning (intermediate ratios) cannot use it.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
+from typing import Iterable
 
 import numpy as np
 import torch
+from torch import nn
 
 from harness.errors import UserError
-from harness.sparsity import kept_count
+from harness.sparsity import SparsityPlan, kept_count
 
-PROJECTIONS = ("topk", "percentile")
+PROJECTIONS = ("topk", "percentile", "nm:N:M")  # the last one is a pattern, e.g. nm:2:4
+_NM = re.compile(r"nm:(\d+):(\d+)")
 
 
 def topk_threshold(mag: torch.Tensor, keep: int) -> torch.Tensor:
@@ -144,8 +157,98 @@ def percentile_threshold(x: torch.Tensor, ratio: float) -> float:
     return float(np.percentile(mag, 100.0 * ratio))
 
 
+def parse_nm(method: str) -> tuple[int, int] | None:
+    """(N, M) of an ``nm:N:M`` projection name, None for any other name; UserError for a malformed N:M."""
+    if not method.startswith("nm:"):
+        return None
+    match = _NM.fullmatch(method)
+    if match is None:
+        raise UserError(f"projection {method!r} is not of the form nm:N:M (e.g. nm:2:4)")
+    n, m = int(match.group(1)), int(match.group(2))
+    if not 0 < n < m:
+        raise UserError(f"projection {method!r} needs 0 < N < M (e.g. nm:2:4 keeps 2 of every 4)")
+    return n, m
+
+
+def check_projection(method: str) -> None:
+    """UserError unless `method` names a projection (topk, percentile, or a well-formed nm:N:M)."""
+    if parse_nm(method) is None and method not in PROJECTIONS[:2]:
+        raise _unknown(method)
+
+
+def _unknown(method: str) -> UserError:
+    return UserError(f"unknown projection {method!r}; choose one of: {', '.join(PROJECTIONS)}")
+
+
+def nm_ratio(method: str) -> float | None:
+    """The prune ratio an ``nm:N:M`` projection implies (1 - N/M); None for the other projections."""
+    nm = parse_nm(method)
+    return None if nm is None else 1.0 - nm[0] / nm[1]
+
+
+def _nm_rows(shape: torch.Size, m: int, what: str = "tensor") -> tuple[int, int]:
+    """(rows, row length) of the N:M view of a tensor of `shape`; UserError when a row is not a multiple of M."""
+    rows = shape[0] if len(shape) > 1 else 1
+    cols = math.prod(shape) // max(rows, 1) if rows else 0
+    if cols % m:
+        raise UserError(f"{what} of shape {tuple(shape)} has rows of {cols} entries (the input dim, kernel "
+                        f"flattened), not a multiple of M={m}: leave it out of the prune set for N:M sparsity")
+    return rows, cols
+
+
+def nm_mask(x: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Boolean mask keeping, in every group of M consecutive entries of each row of x.reshape(out, -1), the N of
+    largest |x| (a stable descending sort breaks ties by the lowest index)."""
+    rows, cols = _nm_rows(x.shape, m)
+    groups = x.detach().abs().float().reshape(rows, cols // m, m)
+    order = torch.sort(groups, dim=-1, descending=True, stable=True).indices[..., :n]
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, order, True)
+    return mask.view_as(x)
+
+
+def is_nm(mask_or_tensor: torch.Tensor, n: int, m: int) -> bool:
+    """Whether every group of M consecutive row entries has at most N non-zeros (the pattern N:M hardware needs)."""
+    rows, cols = _nm_rows(mask_or_tensor.shape, m)
+    counts = (mask_or_tensor.reshape(rows, cols // m, m) != 0).sum(dim=-1)
+    return bool((counts <= n).all())
+
+
+def nm_plan(model: nn.Module, names: Iterable[str], method: str, rate: float | None = None,
+            rule: str = "paper") -> SparsityPlan:
+    """The plan of an N:M run: every named tensor at ratio 1 - N/M (the rate follows from the pattern).
+
+    A `rate` the user gave must be the one the pattern reaches under `rule` (within 1 %), otherwise a UserError names
+    that rate: N:M fixes the sparsity of each tensor, so a rate cannot be solved for. Tensors whose rows are not a
+    multiple of M are refused by name.
+    """
+    ratio = nm_ratio(method)
+    if ratio is None:
+        raise UserError(f"nm_plan needs an nm:N:M projection, got {method!r}")
+    m = parse_nm(method)[1]  # type: ignore[index]
+    plan = SparsityPlan.uniform(model, names, ratio)  # checks the names
+    params = dict(model.named_parameters())
+    for name in plan.ratios:
+        _nm_rows(params[name].shape, m, what=name)
+    plan.rule = rule
+    reached = plan.predicted_compression(model).get(rule, math.inf)
+    if rate is not None and not math.isclose(rate, reached, rel_tol=0.01):
+        raise UserError(f"--projection {method} prunes {ratio:.4g} of every tensor of the prune set, which is "
+                        f"{reached:.4g}x under the {rule!r} rule on this model, not {rate}x: omit --rate or pass "
+                        f"--rate {reached:.4g}")
+    plan.target_rate = reached
+    return plan
+
+
 def project(x: torch.Tensor, ratio: float, method: str = "topk") -> tuple[torch.Tensor, torch.Tensor]:
     """Return (projected copy of x, boolean mask of entries kept for masked retraining)."""
+    nm = parse_nm(method)
+    if nm is not None:
+        implied = 1.0 - nm[0] / nm[1]
+        if not math.isclose(ratio, implied, abs_tol=1e-9):
+            raise UserError(f"projection {method} implies prune ratio {implied:.4g} for every pruned tensor, got "
+                            f"{ratio:.4g} (iterative pruning's intermediate ratios cannot use N:M; see nm_plan)")
+        mask = nm_mask(x, *nm)
+        return x * mask, mask
     if method == "topk":
         mask = topk_mask(x, ratio)
         return x * mask, mask
@@ -154,7 +257,7 @@ def project(x: torch.Tensor, ratio: float, method: str = "topk") -> tuple[torch.
         mag = x.detach().abs().float()
         zeroed = x.masked_fill(mag < tau, 0.0)
         return zeroed, mag > tau
-    raise UserError(f"unknown projection {method!r}; choose one of: {', '.join(PROJECTIONS)}")
+    raise _unknown(method)
 
 
 def project_many(xs: Sequence[torch.Tensor], ratios: Sequence[float],
