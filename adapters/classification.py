@@ -39,6 +39,10 @@ def block_convs(model: nn.Module) -> list[str]:
 class ClassificationTask(LoopTask):
     primary_metric = "top1"
     num_classes = 10
+    input_shape: tuple[int, ...] = (3, 32, 32)  # one image, as the model takes it
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        return torch.randn(batch, *self.input_shape, device=self.cfg.device)
 
     # model name -> builder(num_classes)
     builders: dict[str, Callable[[int], nn.Module]] = {}
@@ -91,6 +95,7 @@ class DigitsTask(ClassificationTask):
     """
 
     name = "digits"
+    input_shape = (1, 8, 8)
     models = ("cnn",)
     default_model = "cnn"
     builders = {"cnn": DigitsCNN}
@@ -345,6 +350,7 @@ class ImageNetTask(ClassificationTask):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.root = check_imagefolder(cfg.data)
+        self.input_shape = (3, self.opts.imgsz, self.opts.imgsz)
         self.num_classes = len([p for p in (self.root / "train").iterdir() if p.is_dir()])
 
     @classmethod

@@ -195,7 +195,7 @@ def load_pruned(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, to
 
 def load_into(model: torch.nn.Module, path: str | Path) -> dict[str, torch.Tensor]:
     """Load an artifact strictly into `model` (key and shape checks name what differs); returns the retrain masks."""
-    from harness.checkpoints import load_strict
+    from harness.weights import load_strict
 
     state, masks = load_pruned(path)
     load_strict(model, state, path)

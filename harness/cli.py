@@ -332,6 +332,17 @@ def add_report_parsers(sub: Any) -> None:
     p.add_argument("--out", required=True, type=Path, help="Output file.")
     p.set_defaults(func=export_cmd)
 
+    from harness.model_export import FORMATS
+
+    p = sub.add_parser("export-model", help="the pruned model of a run as ONNX, TorchScript, Ultralytics or CSR",
+                       description="Export a finished run's pruned model. Formats: " + "; ".join(
+                           f"{k}: {v}" for k, v in FORMATS.items()) + ". Each export is checked against PyTorch's "
+                       "outputs and the check is printed.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="A run folder (holding record.json).")
+    p.add_argument("--format", required=True, choices=sorted(FORMATS), help="Export format.")
+    p.add_argument("--out", type=Path, help="Output file (default: next to the record).")
+    p.set_defaults(func=export_model_cmd)
+
     p = sub.add_parser("reindex", help="rebuild results-store rows from the record.json files of run folders")
     p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="Folder of run folders.")
     p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help="Results store to update.")
@@ -374,6 +385,28 @@ def export_cmd(ns: argparse.Namespace) -> int:
     from harness.export import export
 
     _out(f"wrote {export(ns.results, ns.format, ns.out)}")
+    return 0
+
+
+def export_model_cmd(ns: argparse.Namespace) -> int:
+    from harness.model_export import export_run_model
+    from harness.results import load_records
+    from harness.runner import Run
+
+    records = load_records(ns.run_dir / "record.json")
+    rec = records[0]
+    if rec.get("status") != "completed" or not str(rec.get("artifacts", {}).get("model", "")).endswith(".safetensors"):
+        raise UserError(f"{ns.run_dir} holds no completed run with a pruned_model.safetensors (status "
+                        f"{rec.get('status')!r}); re-run it with this version of prunebench")
+    cfg = RunConfig.from_dict({**rec["config"], "device": "cpu", "weights": None, "pretrain_epochs": 0,
+                              "tensorboard": False, "mlflow": None})
+    task = Run(cfg, log=lambda s: None).task  # the task (and its data, for detection) as the run had it
+    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "ultralytics": ".pt", "sparse": ".csr.pt"}
+    out = ns.out or ns.run_dir / f"pruned_model{suffix[ns.format]}"
+    extra = {"ultralytics_args": {"data": str(task.data_yaml), "imgsz": task.imgsz}} if task.kind == "detection" else {}
+    result = export_run_model(task.build_model(), ns.run_dir / "pruned_model.safetensors", task.example_input(1),
+                              ns.format, out, task_kind=task.kind, **extra)
+    print(json.dumps(result.to_record(), indent=1, default=str))
     return 0
 
 

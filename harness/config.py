@@ -31,10 +31,11 @@ def _methods() -> list[str]:
     return METHODS.names()
 
 
-def _projections() -> list[str]:
-    from harness.projection import PROJECTIONS
+def _projection(value: object) -> str:
+    from harness.projection import check_projection
 
-    return list(PROJECTIONS)
+    check_projection(str(value))  # a one-line UserError naming the valid forms
+    return str(value)
 
 
 def _schedulers() -> list[str]:
@@ -55,8 +56,10 @@ class MethodSettings:
     r: float = setting(0.1, gt=0.0, flag="--r", help="SLR stepsize parameter r of eq. (11).")
     update_every: int = setting(1, lo=1, help="Epochs between SLR/ADMM dual/Z updates (ADMM's T): updates at "
                                 "epochs 1+T, 1+2T, ... as in the authors' code.")
-    projection: str = setting("topk", choices=_projections, help="Projection onto the sparse set: topk (exact, on "
-                              "the device) or percentile (the reference code's numpy thresholds).")
+    projection: str = setting("topk", parse=_projection, help="Projection onto the sparse set: topk (exact, on the "
+                              "device), percentile (the reference code's numpy thresholds) or nm:N:M (N:M "
+                              "semi-structured, e.g. nm:2:4: the N largest of every M consecutive weights; the rate "
+                              "follows from the pattern).")
     rounds: int = setting(4, lo=1, help="Iterative magnitude pruning: number of pruning rounds.")
     # SLR toggles: None keeps the mode's value (harness/methods/slr.py SLRToggles); set one to ablate it.
     wprev_alias: Optional[bool] = setting(None, help="SLR: W_prev aliases the live weights (reference bug).")
@@ -155,6 +158,8 @@ class RunConfig:
                                     "0: none). Raise it for big models: a UFLD checkpoint is about 2 GB.")
     keep_checkpoint: bool = setting(False, help="Keep checkpoint.pt after the run completes (only resuming needs "
                                     "it).")
+    costs: bool = setting(True, help="Measure the pruned model's MACs (dense and effective) and latency at batch 1 "
+                          "and the training batch, on the run's device, into the record.")
     tensorboard: bool = setting(True, help="Write TensorBoard event files (curves, hard-prune checks, dual updates, "
                                 "final metrics) into <run folder>/tensorboard/ (on by default).")
     mlflow: Optional[str] = setting(None, help="Also log params, per-epoch and final metrics to this MLflow tracking "
@@ -162,7 +167,7 @@ class RunConfig:
                                     "`pip install prunebench[mlflow]`.")
 
     NOT_IDENTITY = ("store", "out", "workers", "device", "checkpoint_every", "keep_checkpoint", "trust_weights",
-                    "tensorboard", "mlflow")
+                    "tensorboard", "mlflow", "costs")
     # Axes of a sweep grid (set per cell, not under `run:`) and fields with their own YAML section.
     GRID_FIELDS = ("task", "model", "method", "rate", "seed")
 

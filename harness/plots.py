@@ -297,6 +297,10 @@ def _load_state(path: str | None) -> dict[str, Any] | None:
     import torch
 
     try:
+        if str(path).endswith(".safetensors"):  # the pruned-model file (harness/artifacts.py)
+            from harness.artifacts import load_pruned
+
+            return load_pruned(path)[0]
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 — an unreadable artefact only costs the figure
         return None
@@ -335,7 +339,7 @@ def weight_histograms(records: list[dict[str, Any]], max_runs: int = 3) -> Figur
             break
     if not rows:
         return _skipped("histograms", "weight histograms before/after pruning (seed 003 Figs. 2-3)",
-                        "skipped: no run has both its pruned model (pruned_model.pt) and its dense weights "
+                        "skipped: no run has both its pruned model (pruned_model.safetensors) and its dense weights "
                       f"(artifacts.dense_weights or --weights) on disk ({len(missing)} runs checked)")
     fig, axes = plt.subplots(1, len(rows), figsize=(3.8 * len(rows), 3.3), squeeze=False, layout="constrained")
     for ax, (r, layer, dense, pruned) in zip(axes[0], rows):
@@ -365,7 +369,7 @@ def weight_heatmaps(records: list[dict[str, Any]], max_side: int = 256) -> Figur
             by_rate.setdefault((r["task"], r["model"], cell_rate(r)), {}).setdefault(r["method"], r)
     if not by_rate:
         return _skipped("heatmaps", "weight heat-maps (paper Fig. 4)",
-                        "skipped: no pruned_model.pt found next to the records")
+                        "skipped: no pruned model file found next to the records")
     key = max(by_rate, key=lambda k: (len(by_rate[k]), k[2] or 0))  # the rate with the most methods
     panels = []
     for method, r in sorted(by_rate[key].items()):

@@ -47,6 +47,8 @@ class RunRecord:
     task_info: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
+    size: dict[str, Any] = field(default_factory=dict)  # the pruned-model file's bytes vs the dense model's
+    costs: dict[str, Any] = field(default_factory=dict)  # dense/effective MACs and measured latency
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

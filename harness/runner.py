@@ -30,7 +30,9 @@ from harness.hooks import Checkpoint, CurveLog, EpochLog, HardPruneCheck, PhaseT
 from harness.methods import METHODS, MaskedRetrain, PruningMethod, make_method
 from harness.options import check_all
 from harness.phases import EpochHook, PhaseContext, PhaseSpec, run_phase
-from harness.projection import hard_prune_
+from harness.artifacts import save_pruned
+from harness.costs import model_costs
+from harness.projection import hard_prune_, nm_plan, nm_ratio
 from harness.record import RunRecord
 from harness.results import ResultStore
 from harness.sparsity import SparsityPlan, measure_compression, weights_by_pattern
@@ -71,6 +73,9 @@ def validate(cfg: RunConfig) -> type[Task]:
             re.compile(cfg.prune_pattern)
         except re.error as exc:
             raise UserError(f"--prune-pattern {cfg.prune_pattern!r} is not a valid regular expression ({exc})") from None
+    if nm_ratio(cfg.settings.projection) is not None and cfg.method == "iterative":
+        raise UserError("--projection nm:N:M fixes each tensor's sparsity; iterative magnitude pruning needs growing "
+                        "ratios: use --method magnitude (or slr / admm) with N:M")
     if getattr(task_cls, "own_schedule", False) and (cfg.scheduler is not None or cfg.warmup_iters is not None):
         raise UserError(f"--scheduler/--warmup-iters do not apply to {cfg.task}: it trains in its own driver "
                         "(Ultralytics' trainer) with that trainer's warm-up and schedule")
@@ -85,7 +90,7 @@ def resolve(cfg: RunConfig, task_cls: type[Task]) -> TrainRecipe:
     experiment that actually runs, however it was asked for. Returns the recipe."""
     if cfg.model is None:
         cfg.model = task_cls.default_model
-    if cfg.rate is None and cfg.prune_config is None:
+    if cfg.rate is None and cfg.prune_config is None and nm_ratio(cfg.settings.projection) is None:
         if not task_cls.default_rates:
             raise UserError("give --rate (compression rate, e.g. 8.71) or --prune-config FILE.yaml")
         cfg.rate = float(task_cls.default_rates[0])
@@ -320,6 +325,8 @@ class Run:
                 raise UserError(f"--prune-pattern {cfg.prune_pattern!r} matches no parameter of the model")
         else:
             names = self.task.default_prune_set(model)
+        if nm_ratio(cfg.settings.projection) is not None:  # the pattern fixes every ratio; a rate is only checked
+            return nm_plan(model, names, cfg.settings.projection, rate=cfg.rate, rule=self.task.headline_rule)
         return SparsityPlan.for_rate(model, names, float(cfg.rate), rule=self.task.headline_rule)  # type: ignore[arg-type]
 
     def record_compression(self, rec: RunRecord, model: nn.Module, plan: SparsityPlan) -> None:
@@ -340,9 +347,13 @@ class Run:
         rec.metrics["retrained_best"] = max(values) if self.task.higher_is_better else min(values)
 
     def save_artifacts(self, rec: RunRecord, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-        torch.save({n: m.cpu() for n, m in masks.items()}, self.dir / "masks.pt")
-        torch.save(model.state_dict(), self.dir / "pruned_model.pt")
-        rec.artifacts["model"] = str(self.dir / "pruned_model.pt")
+        # One file: 1-bit masks + packed non-zeros (safetensors); the retrain masks come back from it too.
+        info = save_pruned(model.state_dict(), masks, self.dir / "pruned_model.safetensors", masks=masks)
+        rec.artifacts["model"] = info.path
+        rec.size = info.to_record()
+        if self.cfg.costs:
+            rec.costs = model_costs(model, self.task.example_input(1), int(self.cfg.batch_size or 1),
+                                    threads=torch.get_num_threads(), repeats=10, warmup=2).to_record()
         written = self.task.write_predictions(model, self.dir / "predictions.json")
         if written is not None:
             rec.artifacts["predictions"] = str(written[0])

@@ -69,6 +69,7 @@ class Task(ABC):
     data_hint: ClassVar[str] = ""  # how to get the data (named in DataError messages and `benchmark tasks`)
     default_rates: ClassVar[tuple[float, ...]] = ()  # rates run when the user gives none (first one for one run)
     Options: ClassVar[type] = NoOptions  # the task's `--opt key=value` settings, a dataclass (harness/options.py)
+    kind: ClassVar[str] = "classification"  # classification | lanes | detection (how exported models are checked)
 
     def __init__(self, cfg: TaskConfig):
         if cfg.model not in self.models:
@@ -114,6 +115,10 @@ class Task(ABC):
     @abstractmethod
     def driver(self) -> "TrainDriver":
         """The training driver that runs this task's phases (harness/phases.py)."""
+
+    @abstractmethod
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        """A model input of `batch` items on the task's device (for MACs, latency and model export)."""
 
     def write_predictions(self, model: nn.Module, path: Path) -> tuple[Path, dict[str, float]] | None:
         """Optional: write the final model's predictions in the benchmark's own file format (e.g. TuSimple JSON

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.artifacts import load_pruned
+
 from harness.amp import AmpStepper
 from harness.methods import ADMM, SLR, MaskedRetrain
 from harness.projection import batched_topk_masks, project, topk_mask, topk_masks
@@ -125,8 +127,7 @@ def _assert_masks_exact(rec: dict) -> None:
     """Every pruned tensor of the saved model is zero off its mask and keeps exactly n - floor(n*p) entries."""
     assert rec["status"] == "completed", rec.get("error")
     run_dir = Path(rec["artifacts"]["dir"])
-    masks = torch.load(run_dir / "masks.pt")
-    weights = torch.load(run_dir / "pruned_model.pt")
+    weights, masks = load_pruned(run_dir / "pruned_model.safetensors")
     for name, ratio in rec["compression"]["prune_ratios"].items():
         w, m = weights[name], masks[name]
         assert int(m.sum()) == kept_count(m.numel(), ratio), name

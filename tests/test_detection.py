@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.artifacts import load_pruned
+
 from harness.errors import CheckpointError, DataError, UserError
 from harness.methods import MaskedRetrain
 from harness.projection import hard_prune_
@@ -119,8 +121,7 @@ def test_full_run_offline_records_ap50_and_conv_compression(coco_dir, workdir, n
     assert info["val_images"] == 2 and info["gt_json"].endswith("instances_val2014.json")
     # the saved model keeps the hard-prune zeros through masked retraining (live weights after the EMA copy-back)
     run_dir = Path(rec["artifacts"]["dir"])
-    masks = torch.load(run_dir / "masks.pt")
-    state = torch.load(run_dir / "pruned_model.pt")
+    state, masks = load_pruned(run_dir / "pruned_model.safetensors")
     assert all(not state[n][~m].any() for n, m in masks.items())
     with sqlite3.connect(workdir / "store.sqlite") as db:
         assert db.execute("select count(*) from sqlite_master").fetchone()[0] > 0

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from adapters.classification import Cifar10Task, DigitsTask
+from harness.artifacts import load_pruned
 from harness.cli import main
 from harness.methods import MethodSettings
 from harness.runner import RunConfig, run
@@ -36,7 +37,7 @@ def test_each_method_reaches_requested_sparsity(workdir, method):
     comp = rec["compression"]
     assert comp["achieved"]["paper"] == pytest.approx(6.0, rel=2e-3)
     for name, ratio in comp["prune_ratios"].items():
-        numel = sum(p.numel() for n, p in torch.load(Path(rec["artifacts"]["model"])).items() if n == name)
+        numel = load_pruned(rec["artifacts"]["model"])[0][name].numel()
         kept = numel - int(numel * ratio + 1e-9)
         assert comp["layers"][name] == pytest.approx(1 - kept / numel, abs=1e-12)
     assert {"dense", "hardpruned", "retrained"} <= set(rec["metrics"])
@@ -250,6 +251,6 @@ def test_sparse_checkpoints_resume_from_the_last_one_and_are_removed_at_the_end(
     rec = run(RunConfig(**cfg), resume=True, log=logs.append)
     assert rec["status"] == "completed" and any("at method epoch 3" in line for line in logs)
     assert [p["epoch"] for p in rec["curves"]["train"]] == [1, 2, 3, 4, 5]
-    assert not (run_dir / "checkpoint.pt").exists() and (run_dir / "pruned_model.pt").is_file()
+    assert not (run_dir / "checkpoint.pt").exists() and (run_dir / "pruned_model.safetensors").is_file()
     kept = run(RunConfig(**{**cfg, "task": "digits", "keep_checkpoint": True, "epochs": 1}), log=lambda s: None)
     assert (Path(kept["artifacts"]["dir"]) / "checkpoint.pt").is_file()

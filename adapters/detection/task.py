@@ -95,6 +95,7 @@ class CocoTask(Task):
     """YOLOv3 / YOLOv3-tiny / YOLOv3-SPP on COCO through Ultralytics 8.x."""
 
     Options = CocoOptions
+    kind = "detection"
     own_schedule: ClassVar[bool] = True  # Ultralytics' trainer keeps its own warm-up and lr schedule
 
     name = "coco"
@@ -355,6 +356,9 @@ class CocoTask(Task):
             "n_detections": coco["n_detections"],
             "n_detections_other_categories": float(other),
         }
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        return torch.rand(batch, 3, self.imgsz, self.imgsz, device=self.cfg.device)
 
     def ground_truth_files(self) -> list[Path]:
         gt = self.data_cfg.get("coco_gt_json")

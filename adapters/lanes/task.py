@@ -75,6 +75,7 @@ class TuSimpleTask(LoopTask):
     # Seed paper Table 4 rates (slr_admm_spec §10.4); a single run uses the first.
     default_rates = (1.82, 2.54, 4.21, 12.10, 16.85, 22.80, 35.25, 77.67)
     Options = TuSimpleOptions
+    kind = "lanes"
 
     def __init__(self, cfg: TaskConfig):
         super().__init__(cfg)
@@ -183,6 +184,9 @@ class TuSimpleTask(LoopTask):
         ev = self.evaluator()
         metrics = inference_on_dataset(model, self.eval_loader(), ev, self.predict, desc="predict")
         return write_prediction_file(ev.records, path), metrics
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        return torch.randn(batch, 3, *self.input_size, device=self.cfg.device)
 
     def ground_truth_files(self) -> list[Path]:
         return [self.root / TEST_LABEL_FILE]
