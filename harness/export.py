@@ -29,6 +29,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from harness.costs import record_columns
 from harness.errors import UserError
 from harness.identity import Cell, cell_groups
 from harness.regress import load_checked, metric_unit
@@ -102,6 +103,8 @@ def leaderboard(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "epochs": f"{ep.get('method', 0)}+{ep.get('retrain', 0)}",
                 "seeds": [(r.get("config") or {}).get("seed") for r in recs],
                 "run_ids": [r.get("run_id") for r in recs],
+                # the pruned model's file size, effective MACs and measured latency (harness/costs.py)
+                "costs": {col: _stat([record_columns(r)[col] for r in recs]) for col in COST_COLUMNS},
             }
         for phase in PHASES:
             best, p = _best(cell, phase, higher)
@@ -110,6 +113,14 @@ def leaderboard(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row["best"][phase] = best
         rows.append(row)
     return rows
+
+
+COST_COLUMNS = ("MB", "GMACs (eff.)", "ms/img")
+
+
+def _cost_cells(d: dict[str, Any]) -> list[str]:
+    """Means only: bytes and MACs do not vary over seeds, and latency spread is the machine's, not the method's."""
+    return ["–" if not d["costs"][c] else f"{d['costs'][c]['mean']:.3g}" for c in COST_COLUMNS]
 
 
 def fmt_stat(stat: dict[str, Any] | None, digits: int = 2) -> str:
@@ -164,7 +175,8 @@ def to_markdown(rows: list[dict[str, Any]], figures: list[tuple[str, str]] = ())
         methods = _methods(grp)
         out.append(f"### {md_escape(task)} / {md_escape(model)} ({md_escape(_metric_title(grp[0]))})\n")
         head = ["rate", "config", "dense"] + [f"{md_escape(m)} {h}" for m in methods
-                                              for h in ("hard-pruned", "retrained", "achieved x", "ep. to thr.")]
+                                              for h in ("hard-pruned", "retrained", "achieved x", "ep. to thr.",
+                                                        *COST_COLUMNS)]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         for row in grp:
@@ -172,12 +184,12 @@ def to_markdown(rows: list[dict[str, Any]], figures: list[tuple[str, str]] = ())
             for m in methods:
                 d = row["methods"].get(m)
                 if d is None:
-                    cells += ["–"] * 4
+                    cells += ["–"] * (4 + len(COST_COLUMNS))
                     continue
                 for phase in PHASES:
                     txt = fmt_stat(d[phase])
                     cells.append(f"**{txt}**" if row["best"].get(phase) == m else txt)
-                cells += [fmt_stat(d["rate_achieved"]), fmt_stat(d["epochs_to_threshold"], 0)]
+                cells += [fmt_stat(d["rate_achieved"]), fmt_stat(d["epochs_to_threshold"], 0), *_cost_cells(d)]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     out.append(LEGEND)
@@ -205,6 +217,7 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "rate_achieved": (d["rate_achieved"] or {}).get("mean"), "rate_rule": d["rate_rule"],
                 "epochs_to_threshold": (d["epochs_to_threshold"] or {}).get("mean"), "epochs": d["epochs"],
                 "seeds": " ".join(str(s) for s in d["seeds"]),
+                **{col: (d["costs"][col] or {}).get("mean") for col in COST_COLUMNS},
             })
             for phase in PHASES:
                 item[f"best_{phase}"] = row["best"].get(phase) == m
@@ -248,8 +261,9 @@ def to_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], title: st
         parts.append(f"<h2>{esc(task)} / {esc(model)}: {esc(_metric_title(grp[0]))}</h2>")
         parts.append("<table class=\"leaderboard\"><thead><tr><th rowspan='2'>rate</th><th rowspan='2'>config</th>"
                      "<th rowspan='2'>dense</th>"
-                     + "".join(f"<th colspan='4'>{esc(m)}</th>" for m in methods) + "</tr><tr>"
-                     + "<th>hard-pruned</th><th>retrained</th><th>achieved ×</th><th>ep. to thr.</th>" * len(methods)
+                     + "".join(f"<th colspan='{4 + len(COST_COLUMNS)}'>{esc(m)}</th>" for m in methods) + "</tr><tr>"
+                     + ("<th>hard-pruned</th><th>retrained</th><th>achieved ×</th><th>ep. to thr.</th>"
+                        + "".join(f"<th>{esc(c)}</th>" for c in COST_COLUMNS)) * len(methods)
                      + "</tr></thead><tbody>")
         for row in grp:
             cells = [f"<td class='l'>{esc(_rate(row))}</td><td class='l'>{esc(row['label'] or '–')}</td>"
@@ -257,13 +271,14 @@ def to_html(rows: list[dict[str, Any]], records: list[dict[str, Any]], title: st
             for m in methods:
                 d = row["methods"].get(m)
                 if d is None:
-                    cells.append("<td>–</td>" * 4)
+                    cells.append("<td>–</td>" * (4 + len(COST_COLUMNS)))
                     continue
                 for phase in PHASES:
                     cls = " class='best'" if row["best"].get(phase) == m else ""
                     cells.append(f"<td{cls}>{esc(fmt_stat(d[phase]))}</td>")
                 cells.append(f"<td>{esc(fmt_stat(d['rate_achieved']))}</td>"
-                             f"<td>{esc(fmt_stat(d['epochs_to_threshold'], 0))}</td>")
+                             f"<td>{esc(fmt_stat(d['epochs_to_threshold'], 0))}</td>"
+                             + "".join(f"<td>{esc(c)}</td>" for c in _cost_cells(d)))
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</tbody></table>")
     parts.append("<h2>Figures</h2>")
