@@ -157,6 +157,7 @@ class Run:
             previous = _read_json(self.dir / "record.json")
             if self.resume and previous.get("status") == "completed":
                 self.log(f"{self.run_id} is already completed; its record is {self.dir / 'record.json'}")
+                self._store_and_clean(previous)  # a kill may have come between the record and the store row
                 return previous
             seed_everything(cfg.seed)
             rec = self.record = RunRecord.start(cfg, self.dir, self._provenance(), self.task)
@@ -219,14 +220,18 @@ class Run:
             self.log(f"note: {exc}")
             return
         self.tracker.finish(rec)  # after the record is safe: trackers hold a copy, never the only one
+        self._store_and_clean(rec.to_dict())
+
+    def _store_and_clean(self, doc: dict[str, Any]) -> None:
+        """The store row, then (for a completed run) the checkpoint's removal: the steps after the record."""
         try:
-            ResultStore(self.cfg.store).put(rec.to_dict())
+            ResultStore(self.cfg.store).put(doc)
         except (sqlite3.Error, OSError, UserError) as exc:
             self.log(f"warning: the results store {self.cfg.store} was not updated ({exc}); the record is safe in "
                      f"{self.dir / 'record.json'}: `benchmark reindex --out {self.cfg.out} --store {self.cfg.store}` "
                      "adds it later")
             return
-        if rec.status == "completed" and not self.cfg.keep_checkpoint:
+        if doc.get("status") == "completed" and not self.cfg.keep_checkpoint:
             # The resume state is the largest file a run leaves (model + method state + optimizer: ~2 GB for UFLD).
             (self.dir / "checkpoint.pt").unlink(missing_ok=True)
 
