@@ -26,11 +26,12 @@ from harness.options import setting
 @dataclass
 class TinyOptions:
     shift: int = setting(0, lo=0, help="unused; proves typed plugin options")
+    label: str = setting("tiny", help="unused too")
 
 
 class TinyDigits(DigitsTask):
+    Options = TinyOptions  # typed --opt values for this task
     name = "tinydigits"
-    Options = TinyOptions
 
 
 @dataclass
@@ -81,7 +82,7 @@ def test_plugin_task_and_method_run_from_the_cli(plugin_path: Path, tmp_path: Pa
 
     rec = json.loads(proc.stdout)
     assert rec["task"] == "tinydigits" and rec["method"] == "halfmag" and rec["status"] == "completed"
-    assert rec["config"]["method_config"]["note"] == "plugged" and rec["config"]["options"] == {"shift": 1}
+    assert rec["config"]["method_config"]["note"] == "plugged" and rec["config"]["options"] == {"shift": 1, "label": "tiny"}
 
     bad = subprocess.run(cmd[:-5] + ["--opt", "shift=-1"], cwd=work, env=env, capture_output=True, text=True,
                          timeout=300)
