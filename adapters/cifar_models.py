@@ -1,7 +1,8 @@
-"""CIFAR-10 network definitions used by the seed paper's Table 1.
+"""CIFAR-10 network definitions used by SLR paper Table 1 (Gurevin et al. 2021).
 
 * ResNet-18/50 as in the authors' `slr_pruning/model/resnet.py`: torchvision-style blocks and names, 3x3 stride-1
-  stem, max-pool kept (spec §2.3: N_tot = 11,169,152 non-bias parameters for ResNet-18).
+  stem, max-pool kept (N_tot = 11,169,152 non-bias parameters for ResNet-18, which with p = 0.9 on the block convs gives
+  SLR paper Table 1's 8.71x).
 * ResNet-56/110: He et al. 2016 CIFAR ResNets with option-A (parameter-free) shortcuts (850,976 / 1,723,904).
 * VGG-16-BN: 13 convs + Linear(512, 10).
 * A small CNN for the embedded `digits` task (8x8 images).

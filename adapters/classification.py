@@ -32,7 +32,7 @@ from harness.userfiles import require_dir
 
 
 def block_convs(model: nn.Module) -> list[str]:
-    """The 3x3 convs inside residual blocks (the paper's CIFAR/ImageNet ResNet prune set, spec §2.3)."""
+    """The 3x3 convs inside residual blocks (the ResNet prune set giving SLR paper Table 1's rates)."""
     return weights_by_pattern(model, r"layer\d+\.\d+\.conv\d+\.weight")
 
 
@@ -58,7 +58,7 @@ class ClassificationTask(LoopTask):
         if name in ("resnet18", "resnet56", "resnet110"):
             return block_convs(model)  # ✔ configs of the paper (8.71x / 6.5x / 6.53x / 9.74x)
         if name == "resnet50":
-            # every conv incl. the 1x1 downsample convs, minus the stem; FC excluded (spec §2.3, inferred)
+            # every conv incl. the 1x1 downsample convs, minus the stem; FC excluded (inferred from Table 1's 6.57x)
             return [n for n in conv_linear_weights(model) if dict(model.named_parameters())[n].dim() == 4]
         return conv_linear_weights(model)  # all conv + linear weights except the first conv and the classifier
 
@@ -152,7 +152,7 @@ class _ShiftAugment(Dataset):
 
 # ---- CIFAR-10 -----------------------------------------------------------------------------------------------------
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2023, 0.1994, 0.2010)  # the reference code's values (spec §9.2)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)  # the authors' code's values
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 
 
@@ -272,7 +272,7 @@ class Cifar10Task(ClassificationTask):
 
     @classmethod
     def recipe(cls, model: str) -> TrainRecipe:
-        # Paper Table 1: Adam lr 0.01, batch 128, wd 5e-4 (constant lr: the reference code's cosine schedule never
+        # SLR paper Table 1: Adam lr 0.01, batch 128, wd 5e-4 (constant lr: the reference code's cosine schedule never
         # takes effect).
         epochs = {"resnet18": 40, "resnet50": 50, "vgg16_bn": 110, "resnet56": 30, "resnet110": 30}
         return TrainRecipe(optimizer="adam", lr=0.01, weight_decay=5e-4, epochs=epochs.get(model, 40),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 IMAGES = "http://images.cocodataset.org/zips/"
 ANNOTATIONS = "http://images.cocodataset.org/annotations/"
-# Darknet's split of COCO 2014 used by the seed's ultralytics/yolov3 (data/coco2014.data); see tasks_spec B9.
+# Darknet's split of COCO 2014 used by ultralytics/yolov3 (data/coco2014.data), the code SLR paper Table 3 cites.
 DARKNET_LISTS = ("https://pjreddie.com/media/files/coco/5k.part",
                  "https://pjreddie.com/media/files/coco/trainvalno5k.part")
 

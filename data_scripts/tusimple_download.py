@@ -11,7 +11,8 @@ Needs internet (except --from-dir). The benchmark's original S3 links (tusimple-
 for some time; `--kaggle` uses the `kaggle` CLI (`pip install kaggle`, an API token in ~/.kaggle/kaggle.json) to
 fetch the mirror named in that issue, and `--from-dir` organises archives or folders you downloaded yourself.
 
-Result (train and test clips merged under one `clips/`, spec A6.1):
+Result (train and test clips merged under one `clips/`, the layout UFLD's
+`scripts/convert_tusimple.py` reads):
     OUT/clips/{0313-1,0313-2,0531,0601,0530}/<clip>/{1..20}.jpg
     OUT/label_data_0313.json  label_data_0531.json  label_data_0601.json
     OUT/test_tasks_0627.json  test_label.json

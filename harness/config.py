@@ -46,7 +46,7 @@ def _schedulers() -> list[str]:
 
 @dataclass
 class MethodSettings:
-    """Hyper-parameters of the pruning methods (defaults: the seed paper's; SLR/ADMM share rho and the cadence)."""
+    """Hyper-parameters of the pruning methods (defaults: the SLR paper's; SLR/ADMM share rho and the cadence)."""
 
     mode: str = setting("paper", choices=MODES, help="SLR/ADMM: 'paper' follows the printed equations; 'reference' "
                         "reproduces the authors' code (W_prev aliasing, zero snapshots, autograd-leak scaling).")

@@ -1,6 +1,6 @@
 """Keep Ultralytics (and matplotlib) offline and out of $HOME. Import this before either is imported.
 
-Measured traps (install.md §2): importing ultralytics writes settings into ~/.config and probes DNS; every train/val
+Measured traps (ultralytics 8.4): importing ultralytics writes settings into ~/.config and probes DNS; every train/val
 asks GitHub for Arial.ttf unless a font is already in its config dir; missing packages trigger `pip install`;
 importing ultralytics before torch pins OMP_NUM_THREADS=1. Users never set these by hand: the CLI and the adapters
 call `configure()` first. Values the user already exported are respected.

@@ -314,7 +314,7 @@ def _pick_layer(rec: dict[str, Any], pruned: dict[str, Any]) -> str | None:
 
 
 def weight_histograms(records: list[dict[str, Any]], max_runs: int = 3) -> Figure:
-    """Seed 003 Figs. 2-3: weight distribution of one layer, dense vs after pruning (non-zeros), per method."""
+    """Tran, ADMM pruning (Figs. 2-3): weights of one layer, dense vs after pruning (non-zeros), per method."""
     rows = []
     missing = []
     shown: set[str] = set()
@@ -338,7 +338,7 @@ def weight_histograms(records: list[dict[str, Any]], max_runs: int = 3) -> Figur
         if len(rows) >= max_runs:
             break
     if not rows:
-        return _skipped("histograms", "weight histograms before/after pruning (seed 003 Figs. 2-3)",
+        return _skipped("histograms", "weight histograms before/after pruning (Tran, ADMM pruning, Figs. 2-3)",
                         "skipped: no run has both its pruned model (pruned_model.safetensors) and its dense weights "
                       f"(artifacts.dense_weights or --weights) on disk ({len(missing)} runs checked)")
     fig, axes = plt.subplots(1, len(rows), figsize=(3.8 * len(rows), 3.3), squeeze=False, layout="constrained")
@@ -355,7 +355,8 @@ def weight_histograms(records: list[dict[str, Any]], max_runs: int = 3) -> Figur
                      f"{nz.size} of {pruned.size} weights kept", fontsize=8)
     # One legend under the panels: inside, it would cover the tails the figure is about.
     fig.legend(*axes[0, 0].get_legend_handles_labels(), fontsize=7, loc="outside lower center", ncol=2)
-    return _figure("histograms", "weight histograms of one layer before/after pruning (seed 003 Figs. 2-3)", fig)
+    return _figure("histograms", "weight histograms of one layer before/after pruning (Tran, ADMM pruning, Figs. 2-3)",
+                   fig)
 
 
 def weight_heatmaps(records: list[dict[str, Any]], max_side: int = 256) -> Figure:

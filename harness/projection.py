@@ -1,4 +1,4 @@
-"""Euclidean projection onto {X : card(X) <= l} and the masks it defines (slr_admm_spec.md §3.1).
+"""Euclidean projection onto {X : card(X) <= l} and the masks it defines (Gurevin et al. 2021, eq. 6; Zhang et al. 2018).
 
 Two implementations:
 * ``topk`` (default): exact, on the tensor's own device, no host round trip (on CPU tensors the threshold comes
@@ -270,7 +270,7 @@ def project_many(xs: Sequence[torch.Tensor], ratios: Sequence[float],
 
 @torch.no_grad()
 def hard_prune_(params: dict[str, torch.Tensor], ratios: dict[str, float], method: str = "topk") -> dict[str, torch.Tensor]:
-    """Project each named parameter in place (W <- Pi(W), spec §3.3) and return the retrain masks."""
+    """Project each named parameter in place (W <- Pi(W), the hard prune) and return the retrain masks."""
     masks: dict[str, torch.Tensor] = {}
     names = list(ratios)
     for name, (projected, mask) in zip(names, project_many([params[n] for n in names], [ratios[n] for n in names],

@@ -1,6 +1,6 @@
 """Sparsity plans: which tensors are pruned, by how much, and the compression rate under each counting rule.
 
-Vocabulary (slr_admm_spec.md §0–§2):
+Vocabulary (that of Gurevin et al. 2021 (SLR) and the authors' code):
 * prune ratio p of a tensor = the fraction of its entries forced to zero;
 * compression rate C = (#counted params) / (#non-zero counted params).
 
@@ -32,7 +32,7 @@ COUNT_RULES = ("paper", "conv", "pruned")
 def kept_count(numel: int, ratio: float) -> int:
     """Entries kept by a projection at prune ratio `ratio`: n - floor(n*p).
 
-    One rule everywhere (spec §3.1 recommends choosing one): n=36,864, p=0.9 keeps 3,687 and zeroes 33,177, the
+    One rule everywhere (so every method prunes the same count): n=36,864, p=0.9 keeps 3,687 and zeroes 33,177, the
     same as the reference's numpy-percentile count. The 1e-9 guards float error in n*p (e.g. 0.9*10 = 8.999…).
     """
     return numel - int(math.floor(numel * ratio + 1e-9))
@@ -104,7 +104,7 @@ class SparsityPlan:
 
     @classmethod
     def for_rate(cls, model: nn.Module, names: Iterable[str], rate: float, rule: str = "paper") -> "SparsityPlan":
-        """Solve a uniform p over `names` so that C (under `rule`) equals `rate` (spec §2.3).
+        """Solve a uniform p over `names` so that C (under `rule`) equals `rate`.
 
         C = N_tot / (N_tot - p * N_S)  <=>  p = (1 - 1/C) * N_tot / N_S; infeasible when p > 1, and then the error
         names the highest feasible rate.
@@ -192,7 +192,7 @@ def weights_by_pattern(model: nn.Module, pattern: str) -> list[str]:
 
 
 def conv_linear_weights(model: nn.Module, skip_first: bool = True, skip_last_linear: bool = True) -> list[str]:
-    """All conv/linear weights, minus the first conv and the final classifier (spec §2.3 default rule)."""
+    """All conv/linear weights, minus the first conv and the final classifier (default set)."""
     names: list[str] = []
     for mod_name, mod in model.named_modules():
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and getattr(mod, "weight", None) is not None:

@@ -13,7 +13,7 @@
 Experiment YAML (benchmarks/configs/*.yaml)::
 
     name: t1_cifar10_resnet18
-    source: "paper Table 1, row ResNet-18 CIFAR-10; settings slr_admm_spec.md §9.2"
+    source: "SLR paper Table 1, row ResNet-18 CIFAR-10"
     task: cifar10
     model: resnet18
     methods: [slr, admm]

@@ -135,7 +135,7 @@ def test_2014_split_lists_and_yaml(syn2014: dict) -> None:
 
 def test_yaml_ids_give_the_official_5k_evaluation(syn2014: dict, tmp_path: Path) -> None:
     """GT boxes of exactly the 5k images as detections: AP 1 with the YAML's image ids; with the default (all of
-    val2014) the other val images' objects count as misses, which is the trap B8.3 warns about."""
+    val2014) the other val images' objects count as misses (the trap the `imgIds` recipe avoids)."""
     cfg = yaml.safe_load(syn2014["yaml"].read_text())
     gt = json.loads(Path(cfg["coco_gt_json"]).read_text())
     keep = set(cfg["coco_val_image_ids"])
@@ -170,7 +170,7 @@ def test_2017_conversion_and_cli(tmp_path: Path) -> None:
 def test_converted_data_loads_in_ultralytics(syn2014: dict, tmp_path: Path) -> None:
     """Ultralytics itself must read our YAML, lists and labels (all images valid, same box count as the json).
 
-    Runs in a subprocess with the offline settings of install.md §2, so its import side effects stay out of here."""
+    Runs in a subprocess with the offline settings of `harness.offline`, so its import side effects stay out of here."""
     cfg_dir = tmp_path / "yolo_cfg"
     (cfg_dir / "Ultralytics").mkdir(parents=True)
     font = Path(importlib.util.find_spec("matplotlib").origin).parent / "mpl-data/fonts/ttf/DejaVuSans.ttf"

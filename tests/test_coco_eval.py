@@ -311,7 +311,7 @@ def test_coco80_to_coco91_follows_the_rule() -> None:
 
 def test_coco80_to_coco91_matches_ultralytics(tmp_path: Path) -> None:
     """Cross-check with the package helper, in a subprocess so ultralytics' import-time side effects (network
-    probe, settings file, OMP_NUM_THREADS) stay out of this test process (install.md §2)."""
+    probe, settings file, OMP_NUM_THREADS) stay out of this test process (see `harness.offline`)."""
     env = dict(os.environ, YOLO_OFFLINE="1", YOLO_AUTOINSTALL="0", YOLO_CONFIG_DIR=str(tmp_path / "yolo"),
                MPLCONFIGDIR=str(tmp_path / "mpl"), OMP_NUM_THREADS="1")
     code = "import json; from ultralytics.data.converter import coco80_to_coco91_class as f; print(json.dumps(f()))"

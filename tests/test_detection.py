@@ -1,7 +1,7 @@
 """The coco task: YOLOv3 models from the packaged YAMLs, Ultralytics' trainer with pruning hooks, COCO-API AP50.
 
 CPU only and offline: the synthetic COCO set comes from data_scripts/make_synthetic_coco.py through the real converter.
-Training from scratch on a few images leaves mAP at 0 (install.md §2), so nothing here asserts accuracy.
+Training from scratch on a few images leaves mAP at 0 (measured), so nothing here asserts accuracy.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from harness.sparsity import SparsityPlan
 from harness.tasks import TaskConfig, build_task
 
 ROOT = Path(__file__).resolve().parent.parent
-PARAMS = {"yolov3-tiny": 12_173_248, "yolov3": 103_754_144, "yolov3-spp": 104_803_744}  # install.md §2 (rounded there)
+PARAMS = {"yolov3-tiny": 12_173_248, "yolov3": 103_754_144, "yolov3-spp": 104_803_744}  # ultralytics 8.4 YAMLs
 OPTS = {"imgsz": 64, "conf": 1e-5}  # conf below the head's bias prior so a random model still emits detections
 
 

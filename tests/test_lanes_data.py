@@ -1,4 +1,5 @@
-"""TuSimple data for UFLD: synthetic generator format, conversion (A6.2), targets (A6.4), datasets, layout errors."""
+"""TuSimple data for UFLD: synthetic generator format, conversion and targets (as UFLD's `scripts/convert_tusimple.py`,
+`data/dataset.py`), datasets, layout errors."""
 
 from __future__ import annotations
 

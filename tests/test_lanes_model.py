@@ -1,5 +1,5 @@
-"""UFLD parsingNet: official state-dict layout (tasks_spec.md A2), parameter counts (slr_admm_spec §2.3) and strict
-checkpoint loading (A2.3)."""
+"""UFLD parsingNet: official state-dict layout (UFLD `model/model.py`, the released `tusimple_18.pth`),
+parameter counts and strict checkpoint loading."""
 
 from __future__ import annotations
 
@@ -14,22 +14,22 @@ from harness.errors import CheckpointError, UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# ---- expected layout, transcribed from tasks_spec.md A2.1 (ResNet-18, no aux) ----------------------------------
+# ---- expected layout of UFLD's `model/model.py` (ResNet-18, no aux) -----------------------------------------------
 # (conv weight key, shape) or (BN prefix, channels); a BN expands to 5 entries in state_dict order.
-_SPEC_A21: list[tuple[str, object]] = [
+_UFLD_R18_LAYOUT: list[tuple[str, object]] = [
     ("model.conv1.weight", (64, 3, 7, 7)), ("model.bn1", 64),
 ]
 for _layer, _cin, _cout in ((1, 64, 64), (2, 64, 128), (3, 128, 256), (4, 256, 512)):
     for _block in (0, 1):
         _p = f"model.layer{_layer}.{_block}"
         _first_in = _cin if _block == 0 else _cout
-        _SPEC_A21 += [
+        _UFLD_R18_LAYOUT += [
             (f"{_p}.conv1.weight", (_cout, _first_in, 3, 3)), (f"{_p}.bn1", _cout),
             (f"{_p}.conv2.weight", (_cout, _cout, 3, 3)), (f"{_p}.bn2", _cout),
         ]
         if _block == 0 and _layer > 1:
-            _SPEC_A21 += [(f"{_p}.downsample.0.weight", (_cout, _cin, 1, 1)), (f"{_p}.downsample.1", _cout)]
-_SPEC_A21 += [
+            _UFLD_R18_LAYOUT += [(f"{_p}.downsample.0.weight", (_cout, _cin, 1, 1)), (f"{_p}.downsample.1", _cout)]
+_UFLD_R18_LAYOUT += [
     ("cls.0.weight", (2048, 1800)), ("cls.0.bias", (2048,)),
     ("cls.2.weight", (22624, 2048)), ("cls.2.bias", (22624,)),
     ("pool.weight", (8, 512, 1, 1)), ("pool.bias", (8,)),
@@ -38,7 +38,7 @@ _SPEC_A21 += [
 
 def expected_keys_r18() -> list[tuple[str, tuple[int, ...]]]:
     out: list[tuple[str, tuple[int, ...]]] = []
-    for key, val in _SPEC_A21:
+    for key, val in _UFLD_R18_LAYOUT:
         if isinstance(val, int):  # BatchNorm
             out += [(f"{key}.{s}", (val,)) for s in ("weight", "bias", "running_mean", "running_var")]
             out.append((f"{key}.num_batches_tracked", ()))
@@ -57,7 +57,7 @@ def r18_aux() -> torch.nn.Module:
     return build_ufld("ufld_resnet18", use_aux=True).eval()
 
 
-def test_state_dict_matches_spec_exactly(r18):
+def test_state_dict_matches_official_layout_exactly(r18):
     got = [(k, tuple(v.shape)) for k, v in r18.state_dict().items()]
     assert len(got) == 126
     assert got == expected_keys_r18()
@@ -80,7 +80,7 @@ def test_aux_keys_sit_between_backbone_and_head(r18_aux):
 def test_parameter_counts(r18, r18_aux):
     params = dict(r18.named_parameters())
     assert sum(p.numel() for p in params.values()) == 61_225_640
-    # the paper's counting rule (every parameter whose name lacks "bias"): slr_admm_spec §2.3's N_tot
+    # the paper's counting rule (every parameter whose name lacks "bias"): the N_tot of SLR paper Table 4
     assert sum(p.numel() for n, p in params.items() if "bias" not in n) == 61_196_160
     conv_fc = [n for n, p in params.items() if p.dim() > 1]
     assert len(conv_fc) == 23 and sum(params[n].numel() for n in conv_fc) == 61_191_360

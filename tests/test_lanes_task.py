@@ -40,7 +40,7 @@ def test_task_contract(root):
     assert task.primary_metric == "Accuracy" and task.higher_is_better
     r = task.recipe(task.cfg.model)
     assert (r.optimizer, r.lr, r.weight_decay, r.epochs, r.retrain_epochs) == ("adam", 4e-4, 1e-4, 40, 5)
-    assert (r.scheduler, r.warmup_iters) == ("cosine-iter", 100)  # UFLD's per-iteration warm-up + cosine (A8.2)
+    assert (r.scheduler, r.warmup_iters) == ("cosine-iter", 100)  # UFLD's per-iteration warm-up + cosine (UFLD config)
     model = task.build_model()
     names = task.default_prune_set(model)
     assert len(names) == 23 and names[0] == "model.conv1.weight" and names[-1] == "pool.weight"
@@ -86,7 +86,7 @@ def test_loss_terms():
 
 
 def _reference_decode(logits: np.ndarray) -> list[list[int]]:
-    """A plain re-statement of spec A5.1 with loops, to check the vectorised decoder."""
+    """UFLD's `eval_wrapper.py` decoding restated with loops, to check the vectorised decoder."""
     c, rows, lanes = logits.shape
     out = []
     for i in range(lanes):
@@ -103,7 +103,7 @@ def _reference_decode(logits: np.ndarray) -> list[list[int]]:
     return out
 
 
-def test_decode_matches_spec_formula():
+def test_decode_matches_reference_formula():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (101, 56, 4)).astype(np.float32)
     logits[100, :10, 1] = 50  # some absent rows

@@ -1,4 +1,4 @@
-"""SLR / ADMM update rules, reference-mode facts (spec §5.3.1, §14) and paper-mode behaviour."""
+"""SLR / ADMM update rules, reference-mode facts (the authors' code's behaviour) and paper-mode behaviour."""
 
 from __future__ import annotations
 

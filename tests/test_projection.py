@@ -1,4 +1,4 @@
-"""Projection: exact top-|w|, deterministic ties, numpy-percentile compatibility (spec §3.1)."""
+"""Projection: exact top-|w|, deterministic ties, numpy-percentile compatibility (the authors' code)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Compression counting and rate -> ratio solving (slr_admm_spec.md §2, §14)."""
+"""Compression counting and rate -> ratio solving (the authors' `test_sparsity` rule)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Input ("raw root", what the official zips unpack to; `data_scripts/coco_download
     <src>/5k.part, <src>/trainvalno5k.part  (Darknet's lists; .txt variants of the old yolov3 repo work too)
     2017: train2017/, val2017/, annotations/instances_{train,val}2017.json
 
-Output (tasks_spec B9; `data_scripts/coco_convert.py` makes it):
+Output (the Ultralytics dataset layout; `data_scripts/coco_convert.py` makes it):
 
     <out>/images/<split>       directory symlink to the raw images (or a copy with images="copy")
     <out>/labels/<split>/<stem>.txt   one per image, `class cx cy w h` normalised, class in coco80 order;
@@ -19,11 +19,11 @@ Output (tasks_spec B9; `data_scripts/coco_convert.py` makes it):
         coco_gt_json (absolute path of instances_val*.json), coco_val_image_ids (ids of the val list, which
         become COCOeval.params.imgIds), coco_year, coco_pred_category_ids.
 
-The 2017 list files are deliberately *not* named `val2017.txt`: Ultralytics switches to its COCO mode (coco91 ids,
-its own json lookup) only when the val entry ends in `/val2017.txt` and the path contains "coco" (B8.1), so with
-that name the id convention of `predictions.json` would depend on where the user put the data. With our names it is
-always class+1 (recorded as `coco_pred_category_ids`), exactly as for 2014, and `normalize_ultralytics_predictions`
-maps it the same way for both years.
+The 2017 list files are deliberately *not* named `val2017.txt`: Ultralytics switches to its COCO mode (coco91 ids, its
+own json lookup) only when the val entry ends in `/val2017.txt` and the path contains "coco" (ultralytics 8.4
+`models/yolo/detect/val.py`), so with that name the id convention of `predictions.json` would depend on where the user
+put the data. With our names it is always class+1 (recorded as `coco_pred_category_ids`), exactly as for 2014, and
+`normalize_ultralytics_predictions` maps it the same way for both years.
 """
 
 from __future__ import annotations
@@ -190,10 +190,11 @@ def convert_coco(
 ) -> Path:
     """Convert a raw COCO root (see the module docstring) into the Ultralytics layout under `out`; return the YAML.
 
-    2014 uses the seed's split: `val` = the 5k minival list, `train` = trainvalno5k (train2014 + the rest of
-    val2014); pass the two Darknet/yolov3 list files, or leave them None to take `<src>/5k.part|5k.txt` and
-    `<src>/trainvalno5k.part|.txt`. 2017 uses train2017 / val2017 whole. Every listed image must exist both in
-    its split's `instances_*.json` and on disk; the two 2014 lists must not overlap.
+    2014 uses the split of SLR paper Table 3 (Darknet's, as in ultralytics/yolov3): `val` = the 5k minival list,
+    `train` = trainvalno5k (train2014 + the rest of val2014); pass the two Darknet/yolov3 list files, or leave them
+    None to take `<src>/5k.part|5k.txt` and `<src>/trainvalno5k.part|.txt`. 2017 uses train2017 / val2017 whole.
+    Every listed image must exist both in its split's `instances_*.json` and on disk; the two 2014 lists must not
+    overlap.
     """
     year = str(year)  # type: ignore[assignment]
     if year not in SPLITS:
@@ -255,7 +256,8 @@ def convert_coco(
 
     train_list, val_list = LIST_FILES[year]
     for fname, rows in ((train_list, train_rows), (val_list, val_rows)):
-        # "./" lines resolve against the list file's folder (B9), so the dataset folder stays relocatable.
+        # "./" lines resolve against the list file's folder (ultralytics 8.4 `data/base.py`), so the dataset folder
+        # stays relocatable.
         (out / fname).write_text("".join(f"./images/{split}/{name}\n" for split, name, _ in rows))
 
     cfg: dict[str, Any] = {

@@ -1,7 +1,7 @@
-"""COCO object detection with the YOLOv3 family of Ultralytics 8.x (`--task coco`; tasks_spec Part B).
+"""COCO object detection with the YOLOv3 family of Ultralytics 8.x (`--task coco`).
 
 Models: `yolov3`, `yolov3-tiny`, `yolov3-spp`, built from the YAMLs that ship in the wheel (no download; note these are
-Ultralytics' anchor-free SiLU/DFL "v3u" networks, not the Darknet models of the seed's Table 3, B1), or loaded from a
+Ultralytics' anchor-free SiLU/DFL "v3u" networks, not the Darknet models of SLR paper Table 3), or loaded from a
 user's Ultralytics detection `.pt` / state dict with `--weights`.
 
 Data: a folder made by `data_scripts/coco_convert.py` (holding `coco2014.yaml` and/or `coco2017.yaml`, checked with
@@ -12,7 +12,7 @@ Metric: `AP50` = COCO-API bbox AP at IoU 0.5 (`COCOeval.stats[1]` × 100, harnes
 computed on the detections of Ultralytics' validator (its `predictions.json` entries, conf 0.001, NMS IoU 0.7 by
 default, multi-label, max_det 300) after mapping them to COCO ids, against the converter's `instances_val*.json` with
 `params.imgIds` = the val list (Darknet 5k for 2014). Ultralytics' own `metrics/mAP50(B)` (101-point trapezoid in
-letterboxed coordinates, B7) is recorded next to it as `mAP50_ultralytics`.
+letterboxed coordinates, ultralytics 8.4 `utils/metrics.py`) is recorded next to it as `mAP50_ultralytics`.
 
 Training runs through Ultralytics' trainer (adapters/detection/trainer.py), which the runner calls through
 `fit_epochs()` for the method phase and for masked retraining.
@@ -40,7 +40,7 @@ from harness.weights import read_checkpoint
 from harness.yamlio import load_yaml
 
 MODELS: tuple[str, ...] = ("yolov3", "yolov3-tiny", "yolov3-spp")
-# Method epochs per model: seed Table 3 at 2x (yolov3-tiny: 15 / 20 / 25 epochs for 1.19x / 2x / 3.33x; yolov3-spp:
+# Method epochs per model: SLR paper Table 3 at 2x (yolov3-tiny: 15 / 20 / 25 epochs for 1.19x / 2x / 3.33x; yolov3-spp:
 # 15 at 2x; yolov3 is not in the table, Fig. 2a reaches the threshold at epoch 15). Pass --epochs for the other rows.
 RECIPE_EPOCHS: dict[str, int] = {"yolov3-tiny": 20, "yolov3-spp": 15, "yolov3": 15}
 OPTIMIZERS: dict[str, str] = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}  # harness name -> Ultralytics name
@@ -63,8 +63,9 @@ def _ultralytics_device(device: torch.device) -> str:
 
 
 def yolo_prune_set(model: nn.Module) -> list[str]:
-    """Every 4-D `*.weight` except the DFL's fixed arange conv (B2.3): backbone, neck, both Detect branches, the
-    first conv and the 1×1 prediction convs included (the seed does not say it skipped any)."""
+    """Every 4-D `*.weight` except the DFL's fixed arange conv (ultralytics 8.4 `nn/modules/block.py`): backbone,
+    neck, both Detect branches, the first conv and the 1×1 prediction convs included (Gurevin et al. 2021 do not say
+    they skipped any)."""
     return [n for n, p in model.named_parameters() if p.dim() == 4 and n.endswith(".weight") and ".dfl." not in n]
 
 
@@ -103,7 +104,7 @@ class CocoTask(Task):
     default_model = "yolov3-tiny"
     primary_metric = "AP50"
     higher_is_better = True
-    headline_rule = "conv"  # spec A12 / YOLO lineage: compression counted over 4-D weights
+    headline_rule = "conv"  # YOLO lineage (YOLObile `check_compression.py`): compression counted over 4-D weights
     data_hint = f"COCO 2014 (Darknet 5k split): {DATA_HINT}"
     default_rates = (2.0,)  # the rate Table 3 shares between yolov3-tiny and yolov3-spp
 
@@ -159,7 +160,7 @@ class CocoTask(Task):
             years = [self.year] if self.year else [y for y in SPLITS if (path / yaml_name(y)).is_file()]
             if not years:
                 raise DataError(f"{path} has no coco2014.yaml or coco2017.yaml; make it with {DATA_HINT}")
-            year = years[0]  # 2014 first: the seed's split
+            year = years[0]  # 2014 first: the split of SLR paper Table 3
             check_coco_layout(path, year)
             path = path / yaml_name(year)
         elif not path.exists():
@@ -170,7 +171,7 @@ class CocoTask(Task):
         if not isinstance(doc, dict) or not all(k in doc for k in ("train", "val", "names")):
             raise DataError(f"{path} is not an Ultralytics dataset YAML (needs train, val and names)")
         if "download" in doc:
-            # A missing path would make Ultralytics fetch the dataset (B9/B10); the benchmark never downloads.
+            # A missing path would make Ultralytics fetch the dataset (its `check_det_dataset`); we never download.
             raise DataError(f"{path} has a 'download:' key; remove it (prunebench never downloads data) or use "
                             f"{DATA_HINT}")
         gt = doc.get("coco_gt_json")
@@ -265,7 +266,7 @@ class CocoTask(Task):
         ul_amp: bool | str = {None: False, "bf16": "bf16", "fp16": not on_cpu}[amp]
         return {
             **self.ul_options,
-            "model": f"{self.cfg.model}.yaml",  # only a name here: the module is handed over (B3.5)
+            "model": f"{self.cfg.model}.yaml",  # only a name here: the module is handed over (`t.model = module`)
             "data": str(self._require_data()),
             "task": "detect",
             "mode": "train",
@@ -304,7 +305,7 @@ class CocoTask(Task):
         The copy matters: standalone validation fuses Conv+BN in place. With converted COCO data the detections are
         mapped to COCO ids (`normalize_ultralytics_predictions`) and scored against `coco_gt_json` on
         `coco_val_image_ids`; with any other dataset YAML they are scored against the GT Ultralytics builds from the
-        YOLO labels (image ids = dataloader indices, all iscrowd 0, B8.1).
+        YOLO labels (image ids = dataloader indices, all iscrowd 0).
         """
         from harness.evaluators.coco import CocoEvaluator, normalize_ultralytics_predictions
 
@@ -396,7 +397,7 @@ class CocoTask(Task):
             ),
             "secondary_metrics": {
                 "mAP50_ultralytics": "Ultralytics 8.x validator metrics/mAP50(B) x100: 101-point trapezoid AP, "
-                                     "letterboxed coordinates, no crowd handling, no maxDets cut (tasks_spec B7)",
+                                     "letterboxed coordinates, no crowd handling, no maxDets cut",
                 "AP": "COCO-API AP@[.5:.95] x100", "AP75": "COCO-API AP@.75 x100",
             },
             "data_yaml": str(self.data_yaml) if self.data_yaml else None,

@@ -1,25 +1,25 @@
-"""YOLO training through Ultralytics' own `DetectionTrainer`, with a pruning method's hooks (tasks_spec B3–B6).
+"""YOLO training through Ultralytics' own `DetectionTrainer`, with a pruning method's hooks.
 
 Nothing of YOLO training is reimplemented: data pipeline, augmentation (mosaic, close_mosaic), loss, warm-up, LR
 schedule, gradient accumulation, clipping and EMA are Ultralytics'. `PruningTrainer` only
 
-* overrides `optimizer_step` (B4 option 1) so the method's penalty gradient / gradient masks are applied to the true,
-  unscaled gradients, then clips, steps, runs `method.after_step()`, updates the EMA and re-masks the EMA in place (B5);
-* registers callbacks for the method's epoch/batch hooks and for the runner's per-epoch bookkeeping (B6: the runner
+* overrides `optimizer_step` so the method's penalty gradient / gradient masks are applied to the true,
+  unscaled gradients, then clips, steps, runs `method.after_step()`, updates the EMA and re-masks the EMA in place;
+* registers callbacks for the method's epoch/batch hooks and for the runner's per-epoch bookkeeping (the runner
   evaluates a hard-pruned deep copy of the EMA with the validator);
 * turns off what a benchmark does not want from a training run: the per-epoch dense validation (the runner does its
   own evaluations), `last.pt`/`best.pt` writing and the `best.pt` final validation (fitness = mAP50-95 would pick a
-  pre-prune epoch, B3.3), Ultralytics' NaN "recovery" from `last.pt` (the runner marks the run diverged instead), and
-  the AMP self-test that downloads `yolo26n.pt` (B10).
+  pre-prune epoch), Ultralytics' NaN "recovery" from `last.pt` (the runner marks the run diverged instead), and
+  the AMP self-test that downloads `yolo26n.pt` (ultralytics 8.4 `utils/checks.py`).
 
 Choices recorded in the results record (`CocoTask.describe()`):
 
 * **Penalty scale.** Ultralytics' loss of one batch is the batch-mean loss × that batch's image count, and gradients of
-  `accumulate` batches are summed before a step (B3.3). The penalty gradient is added once per optimizer step with
-  `grad_scale` = the number of images whose losses were accumulated since the previous step, so the penalty has the
-  weight it would have if `(ρ/2)‖W−Z+U‖²` were added to every batch-mean loss (B4's suggested choice; exact also for
-  a short last batch and for the warm-up's changing `accumulate`). SLR's f(W) is observed as the batch-mean loss
-  (sum of `loss_items`), the same scale.
+  `accumulate` batches are summed before a step (ultralytics 8.4 `engine/trainer.py`). The penalty gradient is added
+  once per optimizer step with `grad_scale` = the number of images whose losses were accumulated since the previous
+  step, so the penalty has the weight it would have if `(ρ/2)‖W−Z+U‖²` were added to every batch-mean loss (exact
+  also for a short last batch and for the warm-up's changing `accumulate`). SLR's f(W) is observed as the batch-mean
+  loss (sum of `loss_items`), the same scale.
 * **Clipping** (`max_norm=10`) happens *after* the penalty is added, i.e. the penalty is treated as part of the loss.
 * **EMA.** Hard-prune checks and per-epoch retrain evaluations use a deep copy of `trainer.ema.ema`, as Ultralytics'
   own validation does. At the end of a phase the EMA weights are copied into the live model in place, so the runner's
@@ -61,8 +61,9 @@ GRAD_CLIP_NORM = 10.0  # Ultralytics' fixed max_norm in BaseTrainer.optimizer_st
 class PruningTrainer(DetectionTrainer):
     """Ultralytics' detection trainer with a pruning method's hooks and the runner's epoch callback.
 
-    Use: `t = PruningTrainer(overrides, method, on_epoch_end)`, `t.model = module` (B3.5: the trainer keeps a module it
-    is given instead of rebuilding one from the YAML), `t.train()`. `t.history` then holds one EpochStats per epoch.
+    Use: `t = PruningTrainer(overrides, method, on_epoch_end)`, `t.model = module` (ultralytics 8.4
+    `engine/trainer.py`: `setup_model` keeps a module it is given instead of rebuilding one from the YAML),
+    `t.train()`. `t.history` then holds one EpochStats per epoch.
     """
 
     def __init__(
@@ -98,7 +99,7 @@ class PruningTrainer(DetectionTrainer):
         ):
             self.add_callback(event, fn)
 
-    # ---- the optimizer step (B4 option 1) ---------------------------------------------------------------------------
+    # ---- the optimizer step ----------------------------------------------------------------------------------------
     def optimizer_step(self) -> None:
         """unscale → method.after_backward → clip → step → zero_grad → method.after_step → EMA update → EMA mask."""
         self.scaler.unscale_(self.optimizer)  # .grad now holds true gradients (no AMP scale)
@@ -121,7 +122,7 @@ class PruningTrainer(DetectionTrainer):
 
     @torch.no_grad()
     def _mask_ema(self) -> None:
-        """Zero the EMA's pruned entries in place (B5: the EMA would otherwise keep a decaying copy of them)."""
+        """Zero the EMA's pruned entries in place (the EMA would otherwise keep a decaying copy of them)."""
         for t in self.method.tensors:
             if t.mask is not None and t.name in self._ema_params:
                 self._ema_params[t.name].mul_(t.mask)
@@ -162,7 +163,7 @@ class PruningTrainer(DetectionTrainer):
         return False
 
     def final_eval(self) -> None:
-        """No best.pt validation (there is no best.pt, and fitness-best would be a pre-prune epoch; B3.3)."""
+        """No best.pt validation (there is no best.pt, and fitness-best would be a pre-prune epoch)."""
 
     def _handle_nan_recovery(self, epoch: int) -> bool:
         if self.loss is not None and not torch.isfinite(self.loss).all():
@@ -178,7 +179,7 @@ class PruningTrainer(DetectionTrainer):
 
     # ---- callbacks -------------------------------------------------------------------------------------------------
     def _cb_pretrain_end(self, trainer: "PruningTrainer") -> None:
-        # Model, optimizer and EMA exist now; masks (retrain) go onto both the live model and the EMA (B5 step 1).
+        # Model, optimizer and EMA exist now; masks (retrain) go onto both the live model and the EMA.
         self._ema_params = dict(self.ema.ema.named_parameters()) if self.ema else {}
         self.method.apply_masks()
         self._mask_ema()
@@ -232,7 +233,7 @@ class JsonValidator(DetectionValidator):
     leaves COCO-API scoring to the harness's evaluator.
 
     Ultralytics' own `eval_json` would run faster-coco-eval a second time (on its in-memory GT for non-COCO-2017
-    lists) without changing mAP50; skipping it saves that pass. Its mAP50 (`metrics/mAP50(B)`, B7) is unaffected.
+    lists) without changing mAP50; skipping it saves that pass. Its mAP50 (`metrics/mAP50(B)`) is unaffected.
     """
 
     def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
@@ -255,7 +256,7 @@ def ultralytics_quiet(verbose: bool = False) -> Iterator[None]:
 
 @contextlib.contextmanager
 def no_amp_self_test() -> Iterator[None]:
-    """Skip `check_amp`, which downloads yolo26n.pt to compare fp32/fp16 outputs (B3.1 step 4, B10).
+    """Skip `check_amp`, which downloads yolo26n.pt to compare fp32/fp16 outputs (ultralytics 8.4 `utils/checks.py`).
 
     Only reached with `--amp fp16` on CUDA (fp32 and bf16 skip it already); fp16 is then used as requested.
     """

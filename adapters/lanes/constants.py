@@ -1,4 +1,5 @@
-"""Fixed numbers of the TuSimple protocol as UFLD uses it (tasks_spec.md A1, A3, A4, A5).
+"""Fixed numbers of the TuSimple protocol as UFLD uses it (UFLD `configs/tusimple.py`, `data/constant.py`,
+`evaluation/eval_wrapper.py`; TuSimple `evaluate/lane.py`).
 
 Kept in one place because the model, the training targets, the decoder and the synthetic-data generator must agree
 on them exactly; a drift in any one (e.g. a different row anchor) silently costs accuracy rather than raising.
@@ -13,7 +14,7 @@ IMG_W, IMG_H = 1280, 720
 # hard-wired into the first Linear layer, so another size changes `cls.0.weight` and no official checkpoint loads.
 INPUT_SIZE = (288, 800)
 
-# Row anchors in the 288-pixel-high resized image: 64, 68, ..., 284 (56 rows, A4). Row r maps to frame row 2.5 * r.
+# Row anchors in the 288-pixel-high resized image: 64, 68, ..., 284 (56 rows, UFLD's). Row r maps to frame row 2.5 * r.
 ROW_ANCHORS: tuple[int, ...] = tuple(range(64, 288, 4))
 
 # The 56 frame rows the predictions are written for (and that the test GT always uses): 160, 170, ..., 710.

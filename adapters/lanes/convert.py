@@ -1,4 +1,5 @@
-"""TuSimple JSON labels -> UFLD training files: lane-id label PNGs, `train_gt.txt` and `test.txt` (spec A6.2).
+"""TuSimple JSON labels -> UFLD training files: lane-id label PNGs, `train_gt.txt` and `test.txt` (as UFLD's
+`scripts/convert_tusimple.py`).
 
 Restates the semantics of UFLD's `scripts/convert_tusimple.py` (no code copied): TuSimple lists lanes in no fixed
 order, so each lane's direction (angle of a y-on-x line fit) decides its CULane slot 1..4 (outer-left, ego-left,

@@ -1,9 +1,9 @@
-"""UFLD logits -> TuSimple prediction records and the JSON-lines file (spec A5), as UFLD's eval_wrapper does it.
+"""UFLD logits -> TuSimple prediction records and the JSON-lines file, as UFLD's `evaluation/eval_wrapper.py` does it.
 
 "rel" decoding per row and lane: present iff the argmax over all griding+1 classes is not the "no lane" class; the
 x position is the softmax expectation over the griding location classes only, scaled by 1280/(griding-1) with a
 half-cell offset. All 4 lanes are always written (absent ones as all -2) because that is what the published numbers
-were scored with (A5.4); `run_time` is UFLD's constant 10 ms.
+were scored with (UFLD's eval_wrapper); `run_time` is UFLD's constant 10 ms.
 
 The arithmetic runs in numpy on float32 logits with scipy's softmax, the same operations as upstream, so rounding
 ties resolve identically.

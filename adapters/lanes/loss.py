@@ -1,4 +1,4 @@
-"""UFLD v1 training loss (spec A8.1) with the TuSimple config's weights (`configs/tusimple.py`).
+"""UFLD v1 training loss (UFLD `utils/loss.py`) with the TuSimple config's weights (`configs/tusimple.py`).
 
 total = 1.0 * softmax focal loss (gamma 2)      on the N x (griding+1) x rows x lanes logits
       + sim_loss_w (1.0) * similarity loss      smooth-L1 of the logit difference between adjacent rows

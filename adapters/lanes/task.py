@@ -1,12 +1,13 @@
 """`TuSimpleTask`: UFLD (ResNet-18/34 row-anchor lane classifier) on TuSimple behind the harness `Task` contract.
 
-Models: `ufld_resnet18` (the seed paper's Table 4 model, released as `tusimple_18.pth`) and `ufld_resnet34`.
+Models: `ufld_resnet18` (the model of SLR paper Table 4, released as `tusimple_18.pth`) and `ufld_resnet34`.
 Metric: the official TuSimple Accuracy (primary), FP and FN, in percent (the official fractions x 100).
 
 Task options (`--opt key=value`):
 * `aux` (bool, default false): build the auxiliary segmentation head and add its cross-entropy to the loss, as UFLD's
   TuSimple training config does. Off by default so the model, its parameter count (61,196,160 counted by the
-  paper rule) and the compression rate are those of the deployed/test-time network (spec A1.1, slr_admm_spec §2.3).
+  paper rule) and the compression rate are those of the deployed/test-time network (UFLD `model/model.py` builds the
+  aux head only for training).
   With aux on, the 80 aux tensors join the model (and so the paper-rule count) but never the default prune set; a
   checkpoint without aux keys (the released one) then loads with a freshly initialised aux head, recorded in
   `describe()["aux_init"]`.
@@ -72,7 +73,7 @@ class TuSimpleTask(LoopTask):
     higher_is_better = True
     headline_rule = "paper"
     data_hint = "data_scripts/tusimple_download.py + data_scripts/tusimple_convert.py (or make_synthetic_tusimple.py)"
-    # Seed paper Table 4 rates (slr_admm_spec §10.4); a single run uses the first.
+    # SLR paper Table 4 rates; a single run uses the first.
     default_rates = (1.82, 2.54, 4.21, 12.10, 16.85, 22.80, 35.25, 77.67)
     Options = TuSimpleOptions
     kind = "lanes"
@@ -100,7 +101,7 @@ class TuSimpleTask(LoopTask):
         """Every conv and Linear weight of the deployed network: 20 backbone convs (stem and downsample 1x1 convs
         included), `pool`, `cls.0`, `cls.2` (23 tensors, 61,191,360 weights for ResNet-18).
 
-        This is the "all conv+fc" set of slr_admm_spec §2.3, the only one under which Table 4's 77.67x is
+        This is the "all conv+fc" set, the only one under which SLR paper Table 4's 77.67x is
         feasible (p = 0.987; fc2 alone is 75.7% of it). Excluded: BN and biases (never pruned) and the aux head,
         which is training-only scaffolding removed at test time.
         """
@@ -112,7 +113,7 @@ class TuSimpleTask(LoopTask):
 
     @classmethod
     def recipe(cls, model: str) -> TrainRecipe:
-        """UFLD's TuSimple settings (A8.2) with the seed's 40 method epochs + 5 masked-retrain epochs (§9.2 T4).
+        """UFLD's TuSimple settings (`configs/tusimple.py`), SLR paper Table 4's 40 method + 5 masked-retrain epochs.
 
         Each phase (dense pretraining, method, masked retrain) runs upstream's per-iteration schedule over its own
         epochs: 100 iterations of linear warm-up, then cosine to 0 (`harness/schedules.py`, off-by-one included).
@@ -203,7 +204,7 @@ class TuSimpleTask(LoopTask):
             "loss": "focal(gamma=2) + 1.0*similarity + 0.0*shape" + (" + 1.0*aux CE" if self.use_aux else ""),
             "decode": "UFLD eval_wrapper 'rel' (softmax expectation), 4 lanes always, run_time 10",
             "evaluator": "harness.evaluators.tusimple (official LaneEval semantics; percent)",
-            "prune_set_rule": "all Conv2d/Linear weights outside the aux head (slr_admm_spec §2.3 'all conv+fc')",
+            "prune_set_rule": "all Conv2d/Linear weights outside the aux head ('all conv+fc')",
         }
         if self._train_set is not None:
             info["train_images"] = len(self._train_set)

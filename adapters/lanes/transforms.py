@@ -1,4 +1,5 @@
-"""Image preprocessing (spec A3) and UFLD's joint image/label training augmentation (spec A6.3).
+"""Image preprocessing and UFLD's joint image/label training augmentation (UFLD `data/dataloader.py`,
+`data/mytransforms.py`).
 
 Both work on PIL images because the published numbers come from torchvision's PIL resize (bilinear with PIL's
 antialiasing); a cv2 or non-antialiased tensor resize gives slightly different pixels.

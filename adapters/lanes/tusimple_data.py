@@ -1,6 +1,6 @@
 """TuSimple on disk for UFLD: layout checks, list files, ground truth, and the train/test torch Datasets.
 
-Expected layout (one root holding train and test clips, spec A6.1), after `data_scripts/tusimple_convert.py`:
+Expected layout (one root holding train and test clips), after `data_scripts/tusimple_convert.py`:
 
     ROOT/clips/<date>/<clip>/20.jpg (+ 20.png label written by the conversion)
     ROOT/label_data_0313.json, label_data_0531.json, label_data_0601.json   (train labels)

@@ -1,11 +1,11 @@
 """UFLD `parsingNet` (Ultra-Fast-Lane-Detection v1, ECCV 2020) with the official state-dict layout, and its loader.
 
 The module tree is laid out so that `state_dict()` yields exactly the official key names, order and shapes
-(tasks_spec.md A2.1: 126 keys for ResNet-18 without aux; A2.2: 80 more with the aux head): the backbone wrapper is
+(UFLD `model/model.py`: 126 keys for ResNet-18 without aux; 80 more with the aux head): the backbone wrapper is
 registered as `model` (holding torchvision's `conv1 … layer4` under their own names), then the aux modules, then
 `cls`, then `pool`. Released checkpoints therefore load by name with no renaming table.
 
-The backbone is built with `weights=None`: torchvision would otherwise download ImageNet weights (spec §0.10).
+The backbone is built with `weights=None`: torchvision would otherwise download ImageNet weights.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from adapters.lanes.constants import GRIDING_NUM, INPUT_SIZE, NUM_LANES, ROW_ANC
 from harness.weights import extract_state_dict, load_strict, read_checkpoint
 from harness.errors import CheckpointError, UserError
 
-BACKBONES = ("18", "34")  # the BasicBlock ResNets; deeper ones would need 4x the head channels (A1.1)
+BACKBONES = ("18", "34")  # the BasicBlock ResNets; deeper ones would need 4x the head channels
 POOL_CHANNELS = 8  # `pool` squeezes layer4 to 8 channels before flattening (official constant)
 HIDDEN = 2048  # width of the first Linear layer of the classification head (official constant)
 
@@ -158,8 +158,8 @@ def load_ufld_checkpoint(model: ParsingNet, path: str | Path, allow_missing_aux:
     """Load an official UFLD checkpoint strictly into `model`; returns facts for the results record.
 
     Accepts `{'model': state_dict}` (the training code's layout; an `optimizer` entry is ignored) or a bare state
-    dict, with or without DataParallel `module.` prefixes. Unlike upstream's `strict=False` (spec §0.1), every other
-    mismatch raises CheckpointError listing the keys:
+    dict, with or without DataParallel `module.` prefixes. Unlike upstream's `strict=False` (UFLD `test.py`,
+    `demo.py`), every other mismatch raises CheckpointError listing the keys:
     * model without aux: the checkpoint's `aux_*` keys are dropped (the test-time model has no aux head);
     * model with aux and a checkpoint holding *no* aux key (the released `tusimple_18.pth`): only when
       `allow_missing_aux`, the freshly initialised aux head is kept and `aux_init` says so; a partial aux set errors.

@@ -4,7 +4,7 @@ What is computed
 ----------------
 The 12 standard `COCOeval.stats` of `iouType="bbox"` with the default parameters (IoU 0.50:0.05:0.95, 101 recall
 thresholds, maxDets 1/10/100, areas all/small/medium/large), exactly as `pycocotools` computes them. `AP50` is
-`stats[1]`, the number the seed paper reports (tasks_spec B7.6, B8.3).
+`stats[1]`, the number SLR paper Table 3 reports (mAP@0.5).
 
 Which images are evaluated (`params.imgIds`)
 --------------------------------------------
@@ -12,7 +12,7 @@ Which images are evaluated (`params.imgIds`)
   don't touch `params.imgIds`. Use it when the GT file *is* the evaluated set (val2017, a synthetic val split).
 * `img_ids=[...]`: exactly those images, e.g. the 5,000 ids of the Darknet `5k.txt` minival, which is a subset of
   `instances_val2014.json` (40,504 images). This is the old ultralytics/yolov3 `test.py` recipe
-  (`imgIds = ids of all images in the val list`) and B8.2 step 3: without it, the ~35k val2014 images that were
+  (`imgIds = ids of all images in the val list`): without it, the ~35k val2014 images that were
   never run count as misses. The converter in `adapters/detection/coco_data.py` writes this list into the data YAML
   (`coco_val_image_ids`).
 * We deliberately offer **no** "only images that have detections" switch. It is not what pycocotools does and it
@@ -99,9 +99,11 @@ def normalize_ultralytics_predictions(
     """Turn Ultralytics `predictions.json` entries into COCO-API detections (int image id, COCO-91 category id).
 
     * `image_id`: Ultralytics writes `int(stem)` for numeric stems (COCO 2017 names) and the stem string otherwise,
-      e.g. `COCO_val2014_000000000042` -> 42 (the digits after the last `_`, B8.1/B8.2).
-    * `category_id`: `"class+1"` (what 8.x writes unless the val list ends in `val2017.txt`, B8.1): 1..80 are mapped
-      through `COCO80_TO_COCO91`. `"coco91"`: already COCO ids (8.x COCO-2017 mode); kept as they are.
+      e.g. `COCO_val2014_000000000042` -> 42 (the digits after the last `_`: the image's id in the COCO 2014
+      annotation files).
+    * `category_id`: `"class+1"` (what 8.x writes unless the val list ends in `val2017.txt`: ultralytics 8.4
+      `models/yolo/detect/val.py`): 1..80 are mapped through `COCO80_TO_COCO91`. `"coco91"`: already COCO ids (8.x
+      COCO-2017 mode); kept as they are.
     * Only `image_id`, `category_id`, `bbox`, `score` are kept (`file_name` is dropped).
     """
     if category_ids not in ("class+1", "coco91"):

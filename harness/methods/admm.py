@@ -1,10 +1,11 @@
-"""ADMM pruning (Zhang et al. 2018) with the SLR reference code's cadence and rho (slr_admm_spec.md §4).
+"""ADMM pruning (Zhang et al. 2018) with the cadence and rho of the SLR authors' code (`slr_pruning/slr/admm.py`).
 
     Z^{k+1} = Pi(W^{k+1} + U^k);   U^{k+1} = U^k + W^{k+1} - Z^{k+1}
 
 applied at batch 0 of epochs 1+T, 1+2T, ... (T = `update_every`, the authors' cadence); W takes an optimizer step on every batch with the
 penalty (rho/2)||W - Z + U||^2. In `reference` mode the autograd leak is emulated: the penalty gradient is scaled by
-1 + (number of U updates so far), as the reference code's graph does (spec §0.4).
+1 + (number of U updates so far), as the authors' code's graph does (its U is built from the live parameter
+without `no_grad`).
 """
 
 from __future__ import annotations

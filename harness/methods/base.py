@@ -180,7 +180,7 @@ class PruningMethod:
 
 
 class MaskedRetrain(PruningMethod):
-    """Masked retraining (spec §3.4/§6): gradients masked before the step, weights re-masked after it.
+    """Masked retraining (the authors' `masked_retrain`): gradients masked before the step, weights re-masked after it.
 
     Re-masking after each step guards against momentum / Adam state / decoupled weight decay regrowing pruned
     weights; the runner also builds a fresh optimizer for this phase.

@@ -1,10 +1,11 @@
-"""Magnitude-pruning baselines (slr_admm_spec.md §7), on the same prune set, ratios and epoch budget as SLR/ADMM.
+"""Magnitude-pruning baselines on the same prune set, ratios and epoch budget as SLR/ADMM.
 
 * ``magnitude`` — one-shot (Liu et al. 2019): prune the dense model once by |W|; the runner evaluates it right away
   (comparable to "hard-pruning accuracy") and spends the whole budget on masked retraining.
 * ``iterative`` — Han et al. 2015: T rounds; at round t the per-layer sparsity is p_t = 1 - (1 - p)^(t/T) (geometric
   in the keep ratio), chosen among the survivors (monotone masks), with masked training between rounds.
-* ``projected`` — seed 003 "Base": plain loss, W <- Pi(W) after every optimizer step (iterative hard thresholding).
+* ``projected`` — "Base" of Tran, ADMM pruning (Table 1): plain loss, W <- Pi(W) after every optimizer step
+  (iterative hard thresholding).
 * ``random`` — a random mask at the same per-layer ratios: the floor every method must beat.
 """
 

@@ -1,11 +1,11 @@
 """What ADMM and SLR share: the quadratic penalty (rho/2)||W - Z + U||^2, applied as a fused gradient add.
 
 The penalty's gradient rho*(W - Z + U) is added to W.grad after backward with two foreach kernels instead of being
-built as an autograd loss term (ecosystem.md §3.c: the autograd form costs 35-45 % per step, the fused add ~0).
+built as an autograd loss term (measured: the autograd form costs 35-45 % per step, the fused add ~0).
 Z - U is cached as one target tensor per layer, refreshed only when Z or U change (once per epoch).
 
-The reference code's autograd leak (spec §5.3.4) scales that gradient by (1 + c); with `dual_grad_leak` the leak is
-emulated exactly by that factor, without growing a graph.
+The authors' code's autograd leak (its Lambda/U are built from the live parameter without `no_grad`) scales that
+gradient by (1 + c); with `dual_grad_leak` the leak is emulated exactly by that factor, without growing a graph.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class PenaltyMethod(PruningMethod, ABC):
 
     # ---- state -------------------------------------------------------------------------------------------------
     def setup(self) -> None:
-        """Z0 = Pi(W0), U0 = 0 (both methods, spec §9.1)."""
+        """Z0 = Pi(W0), U0 = 0 (both methods, as the authors' code's `admm_initialization`)."""
         ws = [t.param.detach().float() for t in self.tensors]
         for t, w, (z, _) in zip(self.tensors, ws, self.project_all(ws)):
             t.z = z

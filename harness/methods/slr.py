@@ -1,8 +1,8 @@
-"""Surrogate Lagrangian Relaxation pruning (the seed paper; slr_admm_spec.md §5).
+"""Surrogate Lagrangian Relaxation pruning (Gurevin et al. 2021 (SLR), eqs. (2)-(11) and Algorithm 1).
 
-Two modes share one control flow (§5.3) and differ only in the toggles of `SLRToggles`:
+Two modes share one control flow (the authors' `slr/admm.py`) and differ only in the toggles of `SLRToggles`:
 
-* ``paper`` (default; §5.4 "intent"): snapshots W_prev/Z_prev are clones initialised to W0/Z0, no autograd leak,
+* ``paper`` (default; the paper's intent): snapshots W_prev/Z_prev are clones initialised to W0/Z0, no autograd leak,
   condition (8) with f cancelling (as in the paper's equation), the paper's eq.-10 numerator
   ||W^{k-1} - Z^{k-1}||, global Frobenius norms, and a guard that skips a stepsize update with a vanishing
   denominator.
@@ -12,8 +12,9 @@ Two modes share one control flow (§5.3) and differ only in the toggles of `SLRT
   ||W^k - Z^{k-1}||, sums of per-layer norms, and skipping only exactly-zero norm sums.
 
 f(W) in the conditions is the previous epoch's mean training loss `ce` vs the epoch before `ce_prev` (0 before two
-epochs have been seen), as in the code (§0.2); no extra forward pass is made. Conditions are evaluated in fp64; the
-+(rho/2)||U||^2 term of the reference's Lagrangian is the same on both sides of each comparison and is omitted.
+epochs have been seen), as in the authors' code (`slr_pruning/main.py`); no extra forward pass is made. Conditions are
+evaluated in fp64; the +(rho/2)||U||^2 term of the reference's Lagrangian is the same on both sides of each comparison
+and is omitted.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class SLR(PenaltyMethod):
             return self.s, False
         return alpha * self.s * n1 / n2, True
 
-    # ---- the update (spec §5.3) --------------------------------------------------------------------------------
+    # ---- the update (the authors' control flow) --------------------------------------------------------------------
     def update(self, epoch: int) -> dict[str, Any]:
         ws = [t.param.detach().float() for t in self.tensors]
         rec: dict[str, Any] = {"k_before": self.k, "ce": self.ce, "ce_prev": self.ce_prev, "s_before": self.s}
