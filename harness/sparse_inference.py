@@ -22,7 +22,7 @@ from torch import nn
 
 # The lowest sparsity at which the CSR head was measured faster than the dense one: Table 4's 4.21x prunes 76.25 %
 # of every tensor of the default prune set (results file, "head only" rows). Below that nothing was measured, and
-# ecosystem.md §3.d found CPU CSR barely ahead at 90 % zeros on larger shapes, so lower sparsities stay dense.
+# an earlier CPU measurement found CSR barely ahead at 90 % zeros on larger shapes, so lower sparsities stay dense.
 DEFAULT_MIN_SPARSITY = 0.75
 
 
