@@ -38,6 +38,15 @@ DEFAULT_LEASE = 900.0  # seconds a claim survives without a heartbeat (the sweep
 _c = db.claims.c
 
 
+def host_id() -> str:
+    """This host as claims name it: the hostname, plus the pid namespace where there is one, so two containers that
+    share a hostname (host networking) never judge each other's pids."""
+    try:
+        return f"{socket.gethostname()}:pidns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def _free(now: float) -> sa.ColumnElement[bool]:
     """Rows nobody holds: released, expired, or not an owner's row at all."""
     return sa.or_(_c.token.is_(None), _c.token == "", _c.expires.is_(None), _c.expires < now, _c.host.is_(None),
@@ -79,7 +88,7 @@ class Claim:
         self.store = store if isinstance(store, ResultStore) else ResultStore(store)
         self.run_id = run_id
         self.lease = float(stale_after if stale_after is not None else lease)
-        self.host = socket.gethostname()
+        self.host = host_id()
         self.pid = os.getpid()
         self.token = secrets.token_hex(16)
         self.held = False
@@ -184,7 +193,7 @@ class ClaimQueue:
 
     def __init__(self, store: ResultStore, lease: float = DEFAULT_LEASE):
         self.store, self.lease = store, lease
-        self.host = socket.gethostname()
+        self.host = host_id()
 
     def now(self) -> float:
         with self.store.engine.connect() as conn:

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.claims import DEFAULT_LEASE, Claim, ClaimQueue
+from harness.claims import DEFAULT_LEASE, Claim, ClaimQueue, host_id
 from harness.config import DEFAULT_OUT, MethodSettings, RunConfig
 from harness.errors import UserError
 from harness.options import coerce
@@ -256,7 +255,7 @@ def _run_claimed(cfg: RunConfig, state: _SweepState, out: str, claim: Claim) -> 
                 state.on_log(run_id, line)
 
         # One such line per attempt at the cell: what tests and users count to see who ran it.
-        log(f"--- sweep pid {os.getpid()} on {socket.gethostname()} at {time.ctime()}")
+        log(f"--- sweep pid {os.getpid()} on {host_id()} at {time.ctime()}")
         with claim.beating(log=log):
             rec = run_cell(cfg, log)
     state.done(CellOutcome(**_base(cfg), outcome="ran", status=rec.get("status"), error=rec.get("error"),

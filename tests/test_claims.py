@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from harness import db
-from harness.claims import ClaimQueue
+from harness.claims import ClaimQueue, host_id
 from harness.procs import proc_start
 from harness.results import ResultStore
 from harness.sweep import Claim
@@ -28,7 +27,7 @@ HOUR = 3600.0
 def _plant(store: str, **row) -> None:
     """Write a claims row as some other (possibly broken or hostile) process left it."""
     engine = ResultStore(store).engine
-    values = {"run_id": "run", "seq": 0, "host": socket.gethostname(), "pid": os.getpid(), "pstart": None,
+    values = {"run_id": "run", "seq": 0, "host": host_id(), "pid": os.getpid(), "pstart": None,
               "token": "theirs", "expires": time.time() + HOUR, **row}
     with engine.begin() as conn:
         conn.execute(db.claims.delete().where(db.claims.c.run_id == values["run_id"]))
@@ -36,7 +35,7 @@ def _plant(store: str, **row) -> None:
 
 
 def _held_by_me(store: str) -> bool:
-    return Claim(store, "run").holder() == {"pid": os.getpid(), "host": socket.gethostname(),
+    return Claim(store, "run").holder() == {"pid": os.getpid(), "host": host_id(),
                                             "start": proc_start(os.getpid()), "expires": pytest.approx(
                                                 time.time() + HOUR, abs=120)}
 
