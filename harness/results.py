@@ -110,6 +110,8 @@ class ResultStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         try:
             self.engine = db.open_store(self.path, timeout, retries, backoff)
+        except sa.exc.OperationalError as exc:  # unreachable server, bad credentials, unreadable file
+            raise UserError(f"results store {self.name} cannot be opened ({_first_line(exc)})") from None
         except sa.exc.DatabaseError as exc:
             kind = "a database URL prunebench can use" if self.url_given else "a prunebench SQLite store"
             raise UserError(f"results store {self.name} is not {kind} ({_first_line(exc)})") from None
@@ -142,11 +144,11 @@ class ResultStore:
                                 insert.excluded.status == "completed")
         stmt = insert.on_conflict_do_update(index_elements=[db.runs.c.run_id],
                                             set_={k: insert.excluded[k] for k in row if k != "run_id"},
-                                            where=keep_completed)
+                                            where=keep_completed).returning(db.runs.c.run_id)
 
         def write() -> bool:
-            with db.write_tx(self.engine) as conn:
-                return conn.execute(stmt).rowcount == 1
+            with db.write_tx(self.engine) as conn:  # a row comes back only if it was inserted or replaced
+                return conn.execute(stmt).first() is not None
 
         try:
             return self._retrying(write)

@@ -74,7 +74,7 @@ def sweep_command(a: argparse.Namespace, root: Path, store: Path, runs: Path) ->
     cmd = [sys.executable, "-m", "harness.cli", "sweep", "--task", "tusimple", "--model", "ufld_resnet18",
            "--methods", a.methods, "--rates", a.rates, "--data", str(root), "--pretrain-epochs", str(a.pretrain_epochs),
            "--epochs", str(a.epochs), "--retrain-epochs", str(a.retrain_epochs), "--check-every", str(a.check_every),
-           "--batch-size", str(a.batch_size), "--workers", str(a.workers), "--store", str(store), "--out", str(runs),
+           "--batch-size", str(a.batch_size), "--loader-workers", str(a.workers), "--store", str(store), "--out", str(runs),
            # a UFLD resume checkpoint is ~2 GB: one per hard-prune check period, not per epoch
            "--checkpoint-every", str(max(1, a.check_every))]
     if a.amp != "none":
