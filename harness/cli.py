@@ -319,43 +319,10 @@ def sweep_cmd(ns: argparse.Namespace) -> int:
 def _sweep_workers(ns: argparse.Namespace, spec: Any, cells: list[RunConfig], shard: tuple[int, int]) -> int:
     """`--executor local/slurm`: launch workers that pull this sweep's cells from the store (harness/executors.py)."""
     from harness import executors as ex
-    from harness.db import describe, is_url
-    from harness.results import ResultStore
 
-    ex.check_workers(ns.executor, ns.workers)
-    store = ns.store if is_url(ns.store) else str(Path(ns.store).resolve())  # workers may start elsewhere
-    out = Path(ns.out).resolve()
-    results = ResultStore(store)  # a bad URL or an unreachable server: one line now, not K worker failures
-    plan = ex.WorkerPlan(spec, store, str(out), shard, ns.retry_failed, ns.stale_after)
-    folder = out / ".submitit"
-    if ns.executor == "slurm":
-        opts = ex.SlurmOptions(ns.slurm_partition, ns.gpus_per_task, ns.cpus_per_task, ns.timeout_min)
-        done = ex.launch_slurm(plan, ns.workers, folder, opts)
-        _out(f"queued {len(done.job_ids)} SLURM workers ({', '.join(done.job_ids)}); logs in {folder}")
-        if not is_url(store):
-            _err("note: a SQLite store is safe on one node only; workers on several nodes need "
-                 "--store postgresql://...")
-        _out(f"progress: benchmark sweep ... --store {describe(store)} --dry-run")
-        return 0
-    _err(f"sweep {spec.name}: {ns.workers} local workers (submitit LocalExecutor; logs in {folder})")
-    done = ex.launch_local(plan, ns.workers, folder, ns.timeout_min)
-    for line in done.worker_errors:
-        _err(f"warning: {line}")
-    mine = [c for k, c in enumerate(cells) if k % shard[1] == shard[0]]
-    statuses = results.statuses([c.run_id() for c in mine])
-    ran = {o.run_id for o in done.outcomes if o.outcome == "ran"}
-    for c in mine:
-        _out(f"{'ran' if c.run_id() in ran else 'skipped':8} {statuses.get(c.run_id()) or 'not run':10} "
-             f"{c.run_id()}")
-    counts: dict[str, int] = {}
-    for c in mine:
-        key = statuses.get(c.run_id()) or "not run"
-        counts[key] = counts.get(key, 0) + 1
-    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    _err(f"sweep {spec.name}: {len(mine)} cells ({summary}); store {describe(store)}")
-    if any(statuses.get(c.run_id()) not in ("completed", "failed") for c in mine):
-        return 1  # every worker ended and cells are left: the worker errors above say why
-    return 3 if "failed" in counts else 0
+    slurm = ex.SlurmOptions(ns.slurm_partition, ns.gpus_per_task, ns.cpus_per_task, ns.timeout_min)
+    return ex.sweep_with_workers(spec, cells, ns.store, ns.out, shard, ns.retry_failed, ns.stale_after, ns.executor,
+                                 ns.workers, slurm, say=_out, warn=_err)
 
 
 # ---- regress / export / reindex ---------------------------------------------------------------------------------------

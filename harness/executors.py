@@ -15,8 +15,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from harness.config import RunConfig
 from harness.errors import UserError
 from harness.sweep import CellOutcome, SweepSpec
 
@@ -124,6 +125,47 @@ def launch_slurm(plan: WorkerPlan, workers: int, folder: Path, opts: SlurmOption
     with executor.batch():
         jobs = [executor.submit(sweep_worker, plan) for _ in range(workers)]
     return Launched("slurm", [j.job_id for j in jobs], folder)
+
+
+def sweep_with_workers(spec: SweepSpec, cells: list[RunConfig], store: str, out: str | Path,
+                       shard: tuple[int, int], retry_failed: bool, lease: float, executor: str, workers: int,
+                       slurm: SlurmOptions, say: Callable[[str], None], warn: Callable[[str], None]) -> int:
+    """`benchmark sweep --executor local|slurm --workers K`: launch the workers, and for local ones report every
+    cell of the shard once they are done. Exit code: 0, 3 if a cell failed, 1 if cells are left unfinished."""
+    from harness.db import describe, is_url
+    from harness.results import ResultStore
+
+    check_workers(executor, workers)
+    store = store if is_url(store) else str(Path(store).resolve())  # workers may start in another folder
+    out = Path(out).resolve()
+    results = ResultStore(store)  # a bad URL or an unreachable server: one line now, not K worker failures
+    plan = WorkerPlan(spec, store, str(out), shard, retry_failed, lease)
+    folder = out / ".submitit"
+    if executor == "slurm":
+        done = launch_slurm(plan, workers, folder, slurm)
+        say(f"queued {len(done.job_ids)} SLURM workers ({', '.join(done.job_ids)}); logs in {folder}")
+        if not is_url(store):
+            warn("note: a SQLite store is safe on one node only; workers on several nodes need --store "
+                 "postgresql://...")
+        say(f"progress: benchmark sweep ... --store {describe(store)} --dry-run")
+        return 0
+    warn(f"sweep {spec.name}: {workers} local workers (submitit LocalExecutor; logs in {folder})")
+    done = launch_local(plan, workers, folder, slurm.timeout_min)
+    for line in done.worker_errors:
+        warn(f"warning: {line}")
+    mine = [c.run_id() for k, c in enumerate(cells) if k % shard[1] == shard[0]]
+    statuses = results.statuses(mine)
+    ran = {o.run_id for o in done.outcomes if o.outcome == "ran"}
+    counts: dict[str, int] = {}
+    for run_id in mine:
+        status = statuses.get(run_id) or "not run"
+        say(f"{'ran' if run_id in ran else 'skipped':8} {status:10} {run_id}")
+        counts[status] = counts.get(status, 0) + 1
+    warn(f"sweep {spec.name}: {len(mine)} cells ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); "
+         f"store {describe(store)}")
+    if set(counts) - {"completed", "failed"}:
+        return 1  # every worker ended and cells are left: the worker errors above say why
+    return 3 if "failed" in counts else 0
 
 
 def check_workers(executor: str, workers: int) -> None:
