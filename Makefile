@@ -4,10 +4,10 @@ PY := $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,postgres,slurm]'
 	touch $@
 
-.PHONY: install demo test chromium
+.PHONY: install demo test chromium postgresql
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -20,5 +20,12 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "chromium not installed: the HTML export browser test will be skipped"; }
 
-test: $(VENV)/.installed chromium
+# The results-store and sweep-queue tests start a throwaway PostgreSQL server from Debian's package (its binaries,
+# not a service). Installed when we are root; otherwise those tests are skipped with a reason.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || \
+	  echo "postgresql not installed: the PostgreSQL store tests will be skipped"; }
+
+test: $(VENV)/.installed chromium postgresql
 	$(PY) -m pytest -q

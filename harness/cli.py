@@ -109,6 +109,7 @@ def run_configs(ns: argparse.Namespace) -> list[RunConfig]:
 
 
 def run_cmd(ns: argparse.Namespace) -> int:
+    from harness.db import describe
     from harness.runner import run
 
     configs = run_configs(ns)
@@ -131,7 +132,7 @@ def run_cmd(ns: argparse.Namespace) -> int:
         print_table(records)
         print_verdicts(records)
         cfg = configs[0]
-        _out(f"records: {Path(cfg.store).resolve()} (SQLite) and "
+        _out(f"records: {describe(cfg.store)} and "
              + ", ".join(str(Path(r["artifacts"]["dir"]) / "record.json") for r in records[:3])
              + (f" (+{len(records) - 3} more)" if len(records) > 3 else ""))
     failed = [r for r in records if r["status"] == "failed"]
@@ -239,18 +240,35 @@ def add_sweep_parser(sub: Any) -> None:
     p.add_argument("--methods", help="Comma-separated methods, e.g. slr,admm,magnitude.")
     p.add_argument("--rates", help="Comma-separated compression rates, e.g. 1.82,2.54,4.21.")
     p.add_argument("--seeds", help="Comma-separated seeds, e.g. 0,1,2 (default 0).")
-    add_arguments(p, RunConfig, skip=RunConfig.GRID_FIELDS + ("store", "out"), no_defaults=True, group="run")
+    # `--workers` counts sweep workers here; the runs' data-loader processes are `--loader-workers`.
+    add_arguments(p, RunConfig, skip=RunConfig.GRID_FIELDS + ("store", "out", "workers"), no_defaults=True,
+                  group="run")
+    p.add_argument("--loader-workers", dest="RunConfig.workers", metavar="INT",
+                   help="Data-loader worker processes of each run (`run --workers`).")
     add_arguments(p, MethodSettings, no_defaults=True, group="method settings")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="Task option (repeatable).")
-    p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help="Results store (shareable).")
+    p.add_argument("--store", default=DEFAULT_STORE,
+                   help="Results store, also the sweep's work queue: a SQLite file, or a database URL such as "
+                        "postgresql://user@host:5432/prunebench for workers on several nodes.")
     p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="Folder for run folders.")
+    g = p.add_argument_group("workers (harness/executors.py)")
+    g.add_argument("--executor", default="inline",
+                   help="inline (this process, default) | local (K worker processes here, submitit) | slurm (K "
+                        "SLURM jobs, submitit; returns once queued).")
+    g.add_argument("--workers", type=int, default=1, help="Number of sweep workers for --executor local/slurm.")
+    g.add_argument("--slurm-partition", help="SLURM partition for the workers.")
+    g.add_argument("--gpus-per-task", type=int, help="GPUs per SLURM worker.")
+    g.add_argument("--cpus-per-task", type=int, help="CPUs per SLURM worker.")
+    g.add_argument("--timeout-min", type=int,
+                   help="Wall-clock limit per worker in minutes (slurm default: a day; local: none).")
     p.add_argument("--shard", help="i/n: run only cells k with k %% n == i (0-based), e.g. 0/2 and 1/2.")
     p.add_argument("--retry-failed", action=argparse.BooleanOptionalAction, default=True,
                    help="Re-run cells recorded as failed by an earlier sweep.")
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                    help="Wait for cells another live process is running (taking over if it dies).")
     p.add_argument("--stale-after", type=float, default=900.0,
-                   help="Seconds without heartbeat after which another host's claim is stale.")
+                   help="Claim lease in seconds: a worker that stops heartbeating (killed, stopped, cut off) loses "
+                        "its cell to another after this long (at once to workers on its own host if it died).")
     p.add_argument("--dry-run", action="store_true", help="List the cells (and whether they are done).")
     p.set_defaults(func=sweep_cmd)
 
@@ -278,22 +296,26 @@ def sweep_spec(ns: argparse.Namespace) -> Any:
 
 def sweep_cmd(ns: argparse.Namespace) -> int:
     from harness import sweep as sw
+    from harness.db import describe
     from harness.sweep_view import SweepView
 
     spec = sweep_spec(ns)
     shard_i, shard_n = sw.parse_shard(ns.shard)
     cells = spec.cells(str(ns.store), str(ns.out))
     if ns.dry_run:
+        from harness.db import is_url
         from harness.results import ResultStore
 
         done = {}
-        if Path(ns.store).is_file():  # a dry run creates nothing
+        if is_url(ns.store) or Path(ns.store).is_file():  # a dry run creates no SQLite file
             db = ResultStore(ns.store)
             done = {c.run_id(): (db.get(c.run_id()) or {}).get("status") for c in cells}
         for k, c in enumerate(cells):
             mark = "" if k % shard_n == shard_i else "  (other shard)"
             _out(f"{done.get(c.run_id()) or 'todo':10} {c.run_id()}{mark}")
         return 0
+    if ns.executor != "inline" or ns.workers != 1:
+        return _sweep_workers(ns, spec, cells, (shard_i, shard_n))
     view = SweepView(spec.name, sum(1 for k in range(len(cells)) if k % shard_n == shard_i))
     with view:
         outcomes = sw.run_sweep(spec, store=ns.store, out=ns.out, shard=(shard_i, shard_n),
@@ -307,8 +329,17 @@ def sweep_cmd(ns: argparse.Namespace) -> int:
         key = o.status if o.status in ("completed", "failed") else o.outcome
         counts[key] = counts.get(key, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    _err(f"sweep {spec.name}: {len(outcomes)} cells ({summary}); store {Path(ns.store).resolve()}")
+    _err(f"sweep {spec.name}: {len(outcomes)} cells ({summary}); store {describe(ns.store)}")
     return 3 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _sweep_workers(ns: argparse.Namespace, spec: Any, cells: list[RunConfig], shard: tuple[int, int]) -> int:
+    """`--executor local/slurm`: launch workers that pull this sweep's cells from the store (harness/executors.py)."""
+    from harness import executors as ex
+
+    slurm = ex.SlurmOptions(ns.slurm_partition, ns.gpus_per_task, ns.cpus_per_task, ns.timeout_min)
+    return ex.sweep_with_workers(spec, cells, ns.store, ns.out, shard, ns.retry_failed, ns.stale_after, ns.executor,
+                                 ns.workers, slurm, say=_out, warn=_err)
 
 
 # ---- regress / export / reindex ---------------------------------------------------------------------------------------
@@ -317,7 +348,8 @@ def add_report_parsers(sub: Any) -> None:
                        description="Compare measured cells with reported (or baseline) ones; exit 1 on any "
                                    "regression beyond --tol. One-sided by default: only results worse than the "
                                    "reference by more than --tol fail.")
-    p.add_argument("--results", required=True, type=Path, help="Measured: store, record JSON / list, or run folder.")
+    p.add_argument("--results", required=True,
+                   help="Measured: store (SQLite file or database URL), record JSON / list, or run folder.")
     p.add_argument("--against", required=True, type=Path, help="Reference: benchmarks/tables/*.csv or results.")
     p.add_argument("--tol", type=float, default=0.5, help="Allowed shortfall in the metric's units (points).")
     p.add_argument("--two-sided", action="store_true", help="Fail on |measured - reference| > tol.")
@@ -327,7 +359,7 @@ def add_report_parsers(sub: Any) -> None:
     p.set_defaults(func=regress_cmd)
 
     p = sub.add_parser("export", help="leaderboard as md, csv, json, html (with figures) or raw records")
-    p.add_argument("--results", required=True, type=Path, help="Store, record JSON / list, or run folder.")
+    p.add_argument("--results", required=True, help="Store (file or database URL), record JSON / list, or run folder.")
     p.add_argument("--format", default="md", help="md | csv | json | html | records.")
     p.add_argument("--out", required=True, type=Path, help="Output file.")
     p.set_defaults(func=export_cmd)
@@ -345,7 +377,7 @@ def add_report_parsers(sub: Any) -> None:
 
     p = sub.add_parser("reindex", help="rebuild results-store rows from the record.json files of run folders")
     p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="Folder of run folders.")
-    p.add_argument("--store", type=Path, default=Path(DEFAULT_STORE), help="Results store to update.")
+    p.add_argument("--store", default=DEFAULT_STORE, help="Results store to update (SQLite file or database URL).")
     p.set_defaults(func=reindex_cmd)
 
 

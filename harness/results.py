@@ -1,35 +1,32 @@
-"""The results record (one per run) and the embedded SQLite store.
+"""The results record (one per run) and the results store (SQLite by default, PostgreSQL for clusters; harness/db.py).
 
 A record is a JSON document (schema in harness/schema/run_record.schema.json, version `SCHEMA_VERSION`): metrics
 (dense / hard-pruned / retrained), per-epoch curves, per-layer sparsity, requested and achieved rates, the full
 config and provenance. The store keeps one row per run id with the searchable columns and the whole JSON; writes are
-atomic (SQLite transaction; JSON via temp file + rename) so concurrent sweep workers never clobber each other.
+atomic (one upsert statement; JSON via temp file + rename) so concurrent sweep workers never clobber each other.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import secrets
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from harness import db
 from harness.errors import UserError
 
 _T = TypeVar("_T")
 
 SCHEMA_VERSION = 1
 DEFAULT_STORE = "prunebench.sqlite"
-
-_COLUMNS = (
-    "run_id TEXT PRIMARY KEY, status TEXT, task TEXT, model TEXT, method TEXT, mode TEXT, rate_requested REAL, "
-    "rate_paper REAL, rate_conv REAL, metric TEXT, dense REAL, hardpruned REAL, retrained REAL, seed INTEGER, "
-    "started TEXT, finished TEXT, schema_version INTEGER, record TEXT"
-)
 
 
 def write_json_atomic(path: str | Path, doc: Any) -> None:
@@ -89,108 +86,102 @@ def check_version(record: dict[str, Any], source: str = "record") -> None:
 
 
 class StoreError(UserError):
-    """The results store cannot be written (locked past every retry, read-only, full). The run's record.json is
-    already on disk, so `reindex` can add it later."""
-
-
-# SQLite reports contention as "database is locked" / "database table is locked" / "... is busy"; only these retry.
-_BUSY_WORDS = ("locked", "busy")
+    """The results store cannot be written (locked past every retry, read-only, full, unreachable). The run's
+    record.json is already on disk, so `reindex` can add it later."""
 
 
 class ResultStore:
-    """SQLite file with one row per run (WAL mode and a busy timeout: several processes may share it).
+    """One row per run, in a SQLite file (`path`, WAL mode, busy timeout) or any SQLAlchemy database URL
+    (PostgreSQL for several nodes); the schema and its migrations are in harness/db.py.
 
     `put` retries a locked or busy store `retries` times with exponential backoff (from `backoff` seconds) on top of
-    SQLite's own busy timeout (`timeout` seconds per attempt), then raises StoreError.
+    the driver's own busy timeout (`timeout` seconds per attempt), then raises StoreError.
     """
 
     def __init__(self, path: str | Path = DEFAULT_STORE, timeout: float = 60.0, retries: int = 5,
                  backoff: float = 0.1):
-        self.path = Path(path)
+        self.url_given = db.is_url(path)
+        self.path: str | Path = str(path) if self.url_given else Path(path)
+        self.name = db.describe(path)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        if self.path.is_dir():
-            raise UserError(f"results store {self.path} is a directory, not a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-        def create() -> None:
-            with self._connect() as db:
-                db.execute(f"CREATE TABLE IF NOT EXISTS runs ({_COLUMNS})")
-
+        if not self.url_given:
+            if self.path.is_dir():  # type: ignore[union-attr]
+                raise UserError(f"results store {self.path} is a directory, not a file")
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         try:
-            self._retrying(create)
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"results store {self.path} is not a prunebench SQLite store ({exc})") from None
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=self.timeout)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+            self.engine = db.open_store(self.path, timeout, retries, backoff)
+        except sa.exc.OperationalError as exc:  # unreachable server, bad credentials, unreadable file
+            raise UserError(f"results store {self.name} cannot be opened ({_first_line(exc)})") from None
+        except sa.exc.DatabaseError as exc:
+            kind = "a database URL prunebench can use" if self.url_given else "a prunebench SQLite store"
+            raise UserError(f"results store {self.name} is not {kind} ({_first_line(exc)})") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise UserError(f"results store {self.name} cannot be opened ({_first_line(exc)})") from None
 
     def _retrying(self, op: Callable[[], _T]) -> _T:
-        """Run `op`, retrying it while SQLite says the store is locked or busy; StoreError after the last try."""
-        for attempt in range(self.retries + 1):
-            try:
-                return op()
-            except sqlite3.OperationalError as exc:
-                if not any(w in str(exc).lower() for w in _BUSY_WORDS):
-                    raise
-                if attempt == self.retries:
-                    raise StoreError(f"results store {self.path} stayed locked through {self.retries + 1} attempts "
-                                     f"({exc}); every run's record.json is kept and can be re-indexed") from None
-                time.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+        """Run `op`, retrying it while the database reports contention; StoreError after the last try."""
+        return db.retrying(op, self.retries, self.backoff, lambda exc: StoreError(
+            f"results store {self.name} stayed locked through {self.retries + 1} attempts ({_first_line(exc)}); "
+            "every run's record.json is kept and can be re-indexed"))
 
     def put(self, record: dict[str, Any]) -> bool:
         """Insert or replace the run's row; False (and nothing written) when that would replace a `completed` row
         with a record of another status: a finished result is never downgraded by a later failure or interrupt."""
         m = record.get("metrics", {})
         rates = record.get("compression", {}).get("achieved", {})
-        row = (
-            record["run_id"], record["status"], record["task"], record["model"], record["method"],
-            record.get("config", {}).get("settings", {}).get("mode"), record.get("rate_requested"),
-            rates.get("paper"), rates.get("conv"), record.get("metric"), m.get("dense"), m.get("hardpruned"),
-            m.get("retrained"), record.get("config", {}).get("seed"), record["provenance"].get("started"),
-            record["provenance"].get("finished"), record["schema_version"], json.dumps(record, default=_json_default),
+        row = dict(
+            run_id=record["run_id"], status=record["status"], task=record["task"], model=record["model"],
+            method=record["method"], mode=record.get("config", {}).get("settings", {}).get("mode"),
+            rate_requested=record.get("rate_requested"), rate_paper=rates.get("paper"), rate_conv=rates.get("conv"),
+            metric=record.get("metric"), dense=m.get("dense"), hardpruned=m.get("hardpruned"),
+            retrained=m.get("retrained"), seed=record.get("config", {}).get("seed"),
+            started=record["provenance"].get("started"), finished=record["provenance"].get("finished"),
+            schema_version=record["schema_version"], record=json.dumps(record, default=_json_default),
         )
+        # One upsert statement: the never-downgrade check and the write are atomic on both databases.
+        insert = (sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert)(db.runs).values(**row)
+        keep_completed = sa.or_(db.runs.c.status.is_distinct_from("completed"),
+                                insert.excluded.status == "completed")
+        stmt = insert.on_conflict_do_update(index_elements=[db.runs.c.run_id],
+                                            set_={k: insert.excluded[k] for k in row if k != "run_id"},
+                                            where=keep_completed).returning(db.runs.c.run_id)
 
         def write() -> bool:
-            db = self._connect()
-            try:
-                db.isolation_level = None  # explicit transaction: the status check and the write are one step
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    old = db.execute("SELECT status FROM runs WHERE run_id = ?", (record["run_id"],)).fetchone()
-                    if old and old[0] == "completed" and record["status"] != "completed":
-                        db.execute("ROLLBACK")
-                        return False
-                    db.execute(f"INSERT OR REPLACE INTO runs VALUES ({','.join('?' * len(row))})", row)
-                    db.execute("COMMIT")
-                    return True
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
-            finally:
-                db.close()
+            with db.write_tx(self.engine) as conn:  # a row comes back only if it was inserted or replaced
+                return conn.execute(stmt).first() is not None
 
         try:
             return self._retrying(write)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write run {record['run_id']} to results store {self.path} ({exc}); its "
-                             "record.json is kept and can be re-indexed") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot write run {record['run_id']} to results store {self.name} "
+                             f"({_first_line(exc)}); its record.json is kept and can be re-indexed") from None
 
     def get(self, run_id: str) -> dict[str, Any] | None:
-        with self._connect() as db:
-            row = db.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        with self.engine.connect() as conn:
+            doc = conn.execute(sa.select(db.runs.c.record).where(db.runs.c.run_id == run_id)).scalar()
+        return json.loads(doc) if doc is not None else None
+
+    def statuses(self, run_ids: list[str]) -> dict[str, str | None]:
+        """The status of each run id that has a row (one query, for sweeps polling many cells)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(db.runs.c.run_id, db.runs.c.status)
+                                .where(db.runs.c.run_id.in_(run_ids))).all()
+        return {r: s for r, s in rows}
 
     def records(self, **where: Any) -> Iterator[dict[str, Any]]:
-        clauses = " AND ".join(f"{k} = ?" for k in where)
-        sql = "SELECT record FROM runs" + (f" WHERE {clauses}" if clauses else "") + " ORDER BY started"
-        with self._connect() as db:
-            rows = db.execute(sql, tuple(where.values())).fetchall()
-        for (doc,) in rows:
+        query = sa.select(db.runs.c.record).order_by(db.runs.c.started)
+        for key, value in where.items():
+            query = query.where(db.runs.c[key] == value)
+        with self.engine.connect() as conn:
+            docs = conn.execute(query).scalars().all()
+        for doc in docs:
             yield json.loads(doc)
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver error in one line: the database's own message, not SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
 
 
 @dataclass
@@ -257,11 +248,11 @@ def _loads(text: str | bytes, source: str) -> Any:
         raise UserError(f"{source} is not valid JSON ({first})") from None
 
 
-def _store_records(path: Path) -> list[dict[str, Any]]:
+def _store_records(path: str | Path) -> list[dict[str, Any]]:
     try:
         rows = list(ResultStore(path).records())
-    except sqlite3.Error as exc:
-        raise UserError(f"results store {path} cannot be read ({exc})") from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise UserError(f"results store {db.describe(path)} cannot be read ({_first_line(exc)})") from None
     except (TypeError, ValueError, RecursionError):  # a row whose record column is not JSON text
         raise UserError(f"results store {path} holds a row that is not a JSON record") from None
     return [check_record(r, f"{path} (run {r.get('run_id', '?') if isinstance(r, dict) else '?'})") for r in rows]
@@ -271,7 +262,10 @@ def load_records(source: str | Path) -> list[dict[str, Any]]:
     """Records from a store (.sqlite/.db), a JSON record, a JSON list of records, or a folder of run folders.
 
     Whatever the files hold, the result is a list of schema-valid records of this version or one UserError line.
+    A database URL (postgresql://...) is read as a store.
     """
+    if db.is_url(source):
+        return _store_records(str(source))
     source = Path(source)
     if not source.exists():
         raise UserError(f"results source {source} does not exist")

@@ -188,15 +188,16 @@ class Run:
         if not self.take_claim:
             yield
             return
-        from harness.sweep import Claim, claims_dir_for
+        from harness.sweep import Claim
 
-        claim = Claim(claims_dir_for(self.cfg.store), self.run_id)
+        claim = Claim(self.cfg.store, self.run_id)
         if not claim.acquire():
             who = claim.holder() or {}
             raise UserError(f"run {self.run_id} is being run by another process (pid {who.get('pid')} on "
                             f"{who.get('host')}); wait for it, or resume it with --resume once it has stopped")
         try:
-            yield
+            with claim.beating(log=self.log):
+                yield
         finally:
             claim.release()
 

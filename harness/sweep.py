@@ -4,11 +4,11 @@
   `run(cfg, resume=True)`, so a sweep killed with `kill -9` continues from the last epoch checkpoint of the cell it was
   in and never redoes a finished cell (a record reaches the store only after the run finished).
 * A failing cell (diverged, bad data, any exception) is recorded as `failed` in the store and the sweep goes on.
-* Several processes may share one store: each cell is claimed with an exclusive lock file
-  (`<store>.claims/<run_id>.lock`, created with O_CREAT|O_EXCL, holding pid, host and the process start time).
-  A lock whose process is gone (same host: pid dead or reused) or whose heartbeat is older than `stale_after`
-  seconds (any host) is taken over; the takeover itself is serialised with flock so two processes cannot both
-  take over the same stale lock. `--shard i/n` splits the grid statically on top of that.
+* The store is the queue: any number of worker processes, on any hosts sharing the store (PostgreSQL across nodes),
+  pull cells from it. Each cell is claimed in the store with a lease and a heartbeat (harness/claims.py); a worker
+  killed mid-cell loses its claim (at once to workers on its host, after the lease elsewhere) and the next worker
+  resumes the cell from its checkpoint. `--shard i/n` splits the grid statically on top of that, for users who
+  launch workers themselves; harness/executors.py launches them as local processes or SLURM jobs.
 
 Experiment YAML (benchmarks/configs/*.yaml)::
 
@@ -27,24 +27,18 @@ Experiment YAML (benchmarks/configs/*.yaml)::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import json
 import os
-import socket
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-
+from harness.claims import DEFAULT_LEASE, Claim, ClaimQueue, host_id
 from harness.config import DEFAULT_OUT, MethodSettings, RunConfig
 from harness.errors import UserError
 from harness.options import coerce
-from harness.procs import PID_MAX, pid_alive as _pid_alive, proc_start as _proc_start
 from harness.results import ResultStore
 from harness.yamlio import load_yaml
 
@@ -163,148 +157,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
-# ---- claims --------------------------------------------------------------------------------------------------------
-# An unreadable lock (empty: created but not yet written; garbage; a pid that cannot be a process) is the owner's
-# only while it may still be writing it: after this many seconds (or `stale_after`, if shorter) it is taken over.
-MALFORMED_GRACE = 5.0
-# The process checks live in harness/procs.py (scratch folders use them too).
-
-
-def _valid_holder(doc: Any) -> bool:
-    """A lock document this code wrote: {"pid": positive int, "host": str, "start": str | None, ...}."""
-    if not isinstance(doc, dict):
-        return False
-    pid, host, start = doc.get("pid"), doc.get("host"), doc.get("start")
-    return (type(pid) is int and 0 < pid < PID_MAX and isinstance(host, str) and host != ""
-            and (start is None or isinstance(start, str)))
-
-
-class Claim:
-    """An exclusive claim on one run id, shared through the file system by every sweep using the same store.
-
-    The lock file's mtime is the owner's heartbeat. A claim is stale, and is taken over, when
-    * its heartbeat is older than `stale_after` seconds, whoever holds it (another host, or a live but stopped or
-      hung process on this one: a pid that exists is no proof of progress);
-    * its owner on this host is gone (pid dead, or reused by a process with another start time): at once;
-    * it cannot be read as a lock this code wrote (empty, not JSON, a non-positive, huge or non-integer pid):
-      after `MALFORMED_GRACE` seconds (the owner writes it right after creating it).
-    """
-
-    def __init__(self, claims_dir: Path, run_id: str, stale_after: float = 900.0):
-        self.dir = claims_dir
-        self.path = claims_dir / f"{run_id}.lock"
-        self.stale_after = stale_after
-        self.host = socket.gethostname()
-        self.me = {"pid": os.getpid(), "host": self.host, "start": _proc_start(os.getpid()), "time": time.time()}
-        self.held = False
-
-    def holder(self) -> dict[str, Any] | None:
-        """The lock's document; None when there is no lock; {"malformed": text} when it is not a valid lock."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:  # a directory in its place, no permission: not a lock anyone can hold
-            return {"malformed": f"{type(exc).__name__}"}
-        try:
-            doc = json.loads(raw)
-        except (ValueError, RecursionError):  # includes UnicodeDecodeError and JSONDecodeError
-            doc = None
-        return doc if _valid_holder(doc) else {"malformed": raw[:200].decode("utf-8", "replace")}
-
-    def _age(self) -> float | None:
-        """Seconds since the last heartbeat; None when the lock is gone."""
-        try:
-            return time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-
-    def is_stale(self, info: dict[str, Any]) -> bool:
-        age = self._age()
-        if age is None:
-            return True
-        if "malformed" in info:
-            return age > min(MALFORMED_GRACE, self.stale_after)
-        if age > self.stale_after:
-            return True
-        if info["host"] == self.host:
-            if not _pid_alive(info["pid"]):
-                return True
-            start = _proc_start(info["pid"])
-            if info.get("start") and start and start != info["start"]:
-                return True  # the pid was reused by another process
-        return False
-
-    def _create(self) -> bool:
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.me, fh)
-        self.held = True
-        return True
-
-    def acquire(self) -> bool:
-        """True if this process now holds the claim; False if a live process holds it."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if self._create():
-            return True
-        info = self.holder()
-        if info is None:
-            return self._create()
-        if not self.is_stale(info):
-            return False
-        # Take over under a directory-wide flock: whoever gets the guard re-reads the lock, so a second process that
-        # saw the same stale lock finds the new owner's (live) claim instead of deleting it.
-        with open(self.dir / ".takeover.guard", "a") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)
-            try:
-                again = self.holder()
-                if again is not None and (again != info or not self.is_stale(again)):
-                    return False
-                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                    self.path.unlink()
-                return self._create()
-            finally:
-                fcntl.flock(guard, fcntl.LOCK_UN)
-
-    def _mine(self) -> bool:
-        info = self.holder() or {}
-        return all(info.get(k) == self.me[k] for k in ("pid", "host", "start"))
-
-    def heartbeat(self) -> bool:
-        """Touch the lock while we still own it; False once it was taken over (we were stopped past stale_after)."""
-        if self.held and self._mine():
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
-                return True
-        return False
-
-    def release(self) -> None:
-        if self.held and self._mine():
-            self.path.unlink(missing_ok=True)
-        self.held = False
-
-
-@contextlib.contextmanager
-def _heartbeat(claim: Claim, every: float) -> Iterator[None]:
-    """Touch the lock file while the cell runs, so other hosts can tell a live claim from an abandoned one."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(every):
-            claim.heartbeat()
-
-    t = threading.Thread(target=beat, daemon=True)
-    t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        t.join(timeout=1.0)
-
-
 # ---- running -------------------------------------------------------------------------------------------------------
 @dataclass
 class CellOutcome:
@@ -355,14 +207,10 @@ def run_cell(cfg: RunConfig, log: Callable[[str], None]) -> dict[str, Any]:
         return rec
 
 
-def claims_dir_for(store: str | Path) -> Path:
-    return Path(f"{store}.claims")
-
-
 class _SweepState:
     """The bookkeeping of one sweep process over its shard: outcomes so far and the progress callbacks."""
 
-    def __init__(self, store: str, total: int, on_event: Callable[..., None] | None,
+    def __init__(self, store: ResultStore, total: int, on_event: Callable[..., None] | None,
                  on_log: Callable[[str, str], None] | None):
         self.store, self.total = store, total
         self.outcomes: dict[str, CellOutcome] = {}
@@ -370,7 +218,7 @@ class _SweepState:
         self.on_log = on_log
 
     def status(self, run_id: str) -> str | None:
-        rec = ResultStore(self.store).get(run_id)
+        rec = self.store.get(run_id)
         return rec.get("status") if rec else None
 
     def done(self, outcome: CellOutcome) -> None:
@@ -378,7 +226,7 @@ class _SweepState:
         self.emit("done", outcome, len(self.outcomes), self.total)
 
     def skipped(self, cfg: RunConfig, status: str | None) -> None:
-        rec = ResultStore(self.store).get(cfg.run_id()) or {}
+        rec = self.store.get(cfg.run_id()) or {}
         prev = self.outcomes.get(cfg.run_id())
         self.done(prev if prev and prev.outcome == "ran" else CellOutcome(
             **_base(cfg), outcome="skipped", status=status, error=rec.get("error"), metrics=rec.get("metrics", {})))
@@ -392,22 +240,24 @@ def _finished(status: str | None, retry_failed: bool) -> bool:
     return status == "completed" or (status == "failed" and not retry_failed)
 
 
-def _run_claimed(cfg: RunConfig, state: _SweepState, out: str, claim: Claim, stale_after: float) -> None:
-    """Run one cell this process holds the claim of, logging into its run folder's sweep.log."""
+def _run_claimed(cfg: RunConfig, state: _SweepState, out: str, claim: Claim) -> None:
+    """Run one cell this process holds the claim of (heartbeating it), logging into its run folder's sweep.log."""
     run_id = cfg.run_id()
     state.emit("start", CellOutcome(**_base(cfg), outcome="running", status=None), len(state.outcomes), state.total)
     run_dir = Path(out) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with open(run_dir / "sweep.log", "a") as log_fh, _heartbeat(claim, every=max(1.0, stale_after / 5)):
+    with open(run_dir / "sweep.log", "a") as log_fh:
         def log(line: str) -> None:
             log_fh.write(line.rstrip("\n") + "\n")
             log_fh.flush()
             if state.on_log:
                 state.on_log(run_id, line)
 
-        log(f"--- sweep pid {os.getpid()} on {socket.gethostname()} at {time.ctime()}")
-        rec = run_cell(cfg, log)
+        # One such line per attempt at the cell: what tests and users count to see who ran it.
+        log(f"--- sweep pid {os.getpid()} on {host_id()} at {time.ctime()}")
+        with claim.beating(log=log):
+            rec = run_cell(cfg, log)
     state.done(CellOutcome(**_base(cfg), outcome="ran", status=rec.get("status"), error=rec.get("error"),
                            seconds=time.perf_counter() - t0, metrics=rec.get("metrics", {})))
 
@@ -418,53 +268,65 @@ def run_sweep(
     out: str | Path = DEFAULT_OUT,
     shard: tuple[int, int] = (0, 1),
     retry_failed: bool = True,
-    stale_after: float = 900.0,
+    stale_after: float = DEFAULT_LEASE,
     wait: bool = True,
     poll: float = 2.0,
     on_event: Callable[[str, CellOutcome | None, int, int], None] | None = None,
     on_log: Callable[[str, str], None] | None = None,
 ) -> list[CellOutcome]:
-    """Run every cell of this shard that is not completed yet. Returns one outcome per cell of the shard.
+    """Pull cells of this shard from the store's queue and run them until none is left. Returns one outcome per cell
+    of the shard. Any number of these workers (processes, hosts) may share a store: each cell is claimed in the
+    store (harness/claims.py) with a lease of `stale_after` seconds that a heartbeat extends.
 
-    `wait`: after the first pass, keep polling cells held by other live processes until they finish (or their
-    claims go stale, in which case this process takes them over). Without it, such cells are reported as `held`.
-    `on_event(kind, outcome, done, total)` drives the progress view (kind: start | done); `on_log(run_id, line)`
-    receives the runner's log lines.
+    `wait`: when every remaining cell is held by another live worker, keep polling (every `poll` seconds) until they
+    finish, taking over any whose lease expires or whose owner on this host died. Without it, such cells are reported
+    as `held`. `on_event(kind, outcome, done, total)` drives the progress view (kind: start | done);
+    `on_log(run_id, line)` receives the runner's log lines.
     """
     store, out = str(store), str(out)
-    ResultStore(store)  # create the table once, before workers race to
+    results = ResultStore(store)  # creates or upgrades the schema once, before workers race to
     i, n = shard
     mine = [c for k, c in enumerate(spec.cells(store, out)) if k % n == i]
-    state = _SweepState(store, len(mine), on_event, on_log)
-    pending, first_pass = list(mine), True
+    by_id = {c.run_id(): c for c in mine}
+    queue = ClaimQueue(results, lease=stale_after)
+    queue.enqueue(list(by_id))
+    since = queue.now()  # failures recorded after this are another worker's result for this sweep, not to redo
+    state = _SweepState(results, len(mine), on_event, on_log)
+    statuses = results.statuses(list(by_id))
+    pending = []
+    for run_id, cfg in by_id.items():
+        if _finished(statuses.get(run_id), retry_failed):
+            state.skipped(cfg, statuses.get(run_id))
+        else:
+            pending.append(run_id)
     while pending:
-        held_back = []
-        for cfg in pending:
-            # Failures found on the first look are retried (they may be transient); a failure another process
-            # records while we wait for its claim is that process's result for this sweep, not something to redo.
-            status = state.status(cfg.run_id())
-            if _finished(status, retry_failed and first_pass):
+        claim = queue.claim_next(pending, since)
+        if claim is None:
+            # Everything left is held by live workers, or finished by one of them since we last looked.
+            statuses = results.statuses(pending)
+            settled = queue.finished_since(pending, since) | {r for r in pending if statuses.get(r) == "completed"}
+            for run_id in settled:
+                state.skipped(by_id[run_id], statuses.get(run_id))
+            pending = [r for r in pending if r not in settled]
+            if pending and not wait:
+                for run_id in pending:
+                    state.outcomes[run_id] = CellOutcome(**_base(by_id[run_id]), outcome="held",
+                                                         status=statuses.get(run_id),
+                                                         error="claimed by another live process")
+                break
+            if pending:
+                time.sleep(poll)
+            continue
+        cfg, ran = by_id[claim.run_id], False
+        try:
+            status = state.status(claim.run_id)  # another worker may have finished it before our claim
+            if status == "completed":
                 state.skipped(cfg, status)
-                continue
-            claim = Claim(claims_dir_for(store), cfg.run_id(), stale_after=stale_after)
-            if not claim.acquire():
-                held_back.append(cfg)
-                continue
-            try:
-                status = state.status(cfg.run_id())  # another process may have finished it before our claim
-                if _finished(status, first_pass):
-                    state.skipped(cfg, status)
-                else:
-                    _run_claimed(cfg, state, out, claim, stale_after)
-            finally:
-                claim.release()
-        if not held_back or not wait:
-            for cfg in held_back:
-                state.outcomes[cfg.run_id()] = CellOutcome(**_base(cfg), outcome="held",
-                                                           status=state.status(cfg.run_id()),
-                                                           error="claimed by another live process")
-            break
-        pending, first_pass = held_back, False
-        time.sleep(poll)
+            else:
+                _run_claimed(cfg, state, out, claim)
+                ran = True
+        finally:
+            claim.release(done=ran)  # interrupted or killed before a result: free for others to resume
+        pending.remove(claim.run_id)
     order = {c.run_id(): k for k, c in enumerate(mine)}
     return sorted(state.outcomes.values(), key=lambda o: order.get(o.run_id, 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -63,3 +64,79 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+# ---- a throwaway PostgreSQL server (Debian's `postgresql` package) for the store and queue tests ----------------------
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Start PostgreSQL in a temp folder (unix socket there, no TCP), as `nobody` when we are root (the server refuses
+    root); yields a URL template with `{db}` for the database name. Stopped and deleted after the session."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql (Debian package `postgresql`; "
+                    "`make test` installs it when run as root)")
+    pytest.importorskip("psycopg", reason="the `postgres` extra (psycopg) is not installed")
+    root = Path(tempfile.mkdtemp(prefix="prunebench-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without `runuser`: cannot start PostgreSQL as another user")
+        shutil.chown(root, "nobody")
+        as_user = ["runuser", "-u", "nobody", "--"]
+    with socket.socket() as s:  # the port names the socket file; a free TCP port keeps it unique on the host anyway
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+
+    def pg(*args: str) -> None:
+        subprocess.run(as_user + [str(bindir / args[0]), *args[1:]], check=True, capture_output=True, timeout=120)
+
+    try:
+        pg("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        pg("pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
+           f"-p {port} -k {root} -c listen_addresses= -c fsync=off -c synchronous_commit=off", "start")
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {exc.stderr.decode(errors='replace')[-500:]}")
+    try:
+        yield f"postgresql://postgres@/{{db}}?host={root}&port={port}"
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's server (dropped after the test)."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    name = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(postgres_server.format(db="postgres").replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield postgres_server.format(db=name)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The results store of a test, once as a SQLite file and once as a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite")
+    return request.getfixturevalue("postgres_url")

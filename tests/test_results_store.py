@@ -249,3 +249,65 @@ def test_any_folder_of_run_folders(tmp_path_factory, files):
 def test_pathological_json(tmp_path, text):
     (tmp_path / "r.json").write_text(text)
     assert _read(tmp_path / "r.json") == []
+
+
+# ---- one schema on SQLite and PostgreSQL, versioned --------------------------------------------------------------
+# The DDL prunebench wrote before the store moved to SQLAlchemy (harness/results.py at edbcd2e): such a store must open.
+OLD_SQLITE_DDL = (
+    "CREATE TABLE runs (run_id TEXT PRIMARY KEY, status TEXT, task TEXT, model TEXT, method TEXT, mode TEXT, "
+    "rate_requested REAL, rate_paper REAL, rate_conv REAL, metric TEXT, dense REAL, hardpruned REAL, retrained REAL, "
+    "seed INTEGER, started TEXT, finished TEXT, schema_version INTEGER, record TEXT)"
+)
+
+
+def test_a_store_from_before_versioning_is_upgraded_in_place(tmp_path):
+    import json
+
+    from harness import db
+
+    path = tmp_path / "old.sqlite"
+    old = make_record("old-run")
+    with sqlite3.connect(path) as conn:
+        conn.execute(OLD_SQLITE_DDL)
+        conn.execute("INSERT INTO runs VALUES (?, 'completed', 'digits', 'cnn', 'slr', 'paper', 4.0, NULL, NULL, "
+                     "'top1', 99.0, NULL, 97.5, 0, '2026-12-01T00:00:00', NULL, 1, ?)", ("old-run", json.dumps(old)))
+    conn.close()
+    store = ResultStore(path)
+    assert store.get("old-run") == old
+    assert store.put(make_record("new-run"))
+    assert [r["run_id"] for r in load_records(path)] == ["old-run", "new-run"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(db.SCHEMA_VERSION,)]
+        assert conn.execute("SELECT count(*) FROM claims").fetchone() == (0,)
+    conn.close()
+
+
+def test_a_store_from_a_newer_prunebench_is_refused(tmp_path):
+    from harness import db
+
+    path = tmp_path / "new.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (?)", (db.SCHEMA_VERSION + 1,))
+    conn.close()
+    with pytest.raises(UserError, match="newer than this prunebench"):
+        ResultStore(path)
+
+
+def test_both_databases_keep_the_rules(store_url):
+    """put/get/records and the never-downgrade rule on SQLite and PostgreSQL; load_records reads a URL too."""
+    store = ResultStore(store_url)
+    assert store.put(make_record(status="completed", top1=90.0))
+    assert store.put(make_record(status="failed")) is False
+    assert store.put(make_record("other", status="failed"))
+    assert {r["run_id"]: r["status"] for r in store.records()} == {"digits-cnn-slr-4x-s0-abc": "completed",
+                                                                     "other": "failed"}
+    assert [r["run_id"] for r in store.records(status="failed")] == ["other"]
+    assert store.statuses(["other", "missing"]) == {"other": "failed"}
+    assert len(load_records(store_url)) == 2
+
+
+def test_an_unreachable_database_is_one_line(tmp_path):
+    with pytest.raises(UserError) as err:
+        ResultStore(f"postgresql://nobody@/x?host={tmp_path}&port=1", timeout=1)
+    assert "cannot be opened" in str(err.value) and "\n" not in str(err.value)

@@ -1,8 +1,8 @@
-"""Sweeps: config files, claims, shards, resume after `kill -9`, and two processes sharing one store (digits, CPU)."""
+"""Sweeps: config files, shards, resume after `kill -9`, and two processes sharing one store (digits, CPU).
+Claims themselves: tests/test_claims.py; launched workers on SQLite and PostgreSQL: tests/test_queue.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -60,26 +60,6 @@ def test_shards_partition_the_grid():
         sw.parse_shard("3/3")
 
 
-def test_claim_is_exclusive_and_stale_claims_are_taken_over(tmp_path):
-    a = sw.Claim(tmp_path, "cell")
-    assert a.acquire()
-    assert not sw.Claim(tmp_path, "cell").acquire()  # held by this live process
-    a.release()
-    assert not (tmp_path / "cell.lock").exists()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / "cell.lock").write_text(json.dumps({"pid": dead.pid, "host": a.host, "start": "1", "time": 0}))
-    b = sw.Claim(tmp_path, "cell")
-    assert b.acquire()  # the owner is dead
-    assert json.loads((tmp_path / "cell.lock").read_text())["pid"] == os.getpid()
-    b.release()
-    # another host's claim: stale only after `stale_after` seconds without heartbeat
-    (tmp_path / "cell.lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "start": None, "time": 0}))
-    assert not sw.Claim(tmp_path, "cell", stale_after=600).acquire()
-    os.utime(tmp_path / "cell.lock", (time.time() - 700, time.time() - 700))
-    assert sw.Claim(tmp_path, "cell", stale_after=600).acquire()
-
-
 def test_kill9_then_resume_loses_no_finished_cell(tmp_path):
     store = tmp_path / "s.sqlite"
     args = BENCH + ["sweep", *TINY, "--store", str(store), "--out", str(tmp_path / "runs")]
@@ -102,7 +82,9 @@ def test_kill9_then_resume_loses_no_finished_cell(tmp_path):
     for run_id, finished in before.items():  # finished cells were skipped, not redone
         assert after[run_id][1] == finished
         assert f"skipped  completed  {run_id}" in done.stdout
-    assert not list((tmp_path / "s.sqlite.claims").glob("*.lock"))
+    assert not list(tmp_path.glob("*.claims"))  # no lock files: claims live in the store, all released
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM claims WHERE token IS NOT NULL").fetchone() == (0,)
 
 
 def test_two_processes_share_one_store_without_duplicating_work(tmp_path):

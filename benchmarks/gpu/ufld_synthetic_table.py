@@ -89,7 +89,7 @@ def sweep_command(plan: TablePlan, mode: str, root: Path, store: Path, runs: Pat
            "--methods", plan.methods, "--rates", plan.rates, "--mode", mode, "--data", str(root),
            "--pretrain-epochs", str(plan.pretrain_epochs), "--epochs", str(plan.epochs),
            "--retrain-epochs", str(plan.retrain_epochs), "--check-every", str(plan.check_every),
-           "--batch-size", str(plan.batch_size), "--workers", str(plan.workers), "--store", str(store),
+           "--batch-size", str(plan.batch_size), "--loader-workers", str(plan.workers), "--store", str(store),
            "--out", str(runs), "--checkpoint-every",
            str(plan.checkpoint_every if plan.checkpoint_every is not None else max(1, plan.check_every))]
     if plan.amp != "none":
