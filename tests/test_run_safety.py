@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.config import RunConfig
 from harness.errors import UserError
 from harness.runner import run
-from harness.sweep import Claim, SweepSpec, claims_dir_for, run_sweep
+from harness.sweep import Claim, SweepSpec, run_sweep
 from tests.test_runner import save_digits
 
 QUICK = dict(task="digits", method="slr", rate=4.0, epochs=2, retrain_epochs=1, max_steps=3)
@@ -63,11 +63,8 @@ def test_a_kill_at_each_write_point_of_the_finish_still_ends_in_one_completed_re
 def test_a_second_process_cannot_run_the_same_run_id(workdir):
     cfg = RunConfig(**QUICK, pretrain_epochs=1)
     runner.resolve(cfg, runner.validate(cfg))
-    holder = Claim(claims_dir_for(cfg.store), cfg.run_id())
-    from harness.procs import proc_start
-
-    # a live process on this host that is not us (our parent)
-    holder.me = {**holder.me, "pid": os.getppid(), "start": proc_start(os.getppid())}
+    holder = Claim(cfg.store, cfg.run_id())
+    holder.pid = os.getppid()  # a live process on this host that is not us (our parent)
     assert holder.acquire()
     with pytest.raises(UserError, match="being run by another process"):
         run(RunConfig(**QUICK, pretrain_epochs=1), log=lambda s: None)
