@@ -213,13 +213,18 @@ class RunConfig:
     # Axes of a sweep grid (set per cell, not under `run:`) and fields with their own YAML section.
     GRID_FIELDS = ("task", "model", "method", "rate", "seed")
 
-    def identity(self) -> dict[str, Any]:
-        """The fields that decide the result (hashed into the run id)."""
+    def as_record(self) -> dict[str, Any]:
+        """Every field, less knobs added after records existed while they hold their defaults: earlier runs keep
+        their run ids and stay in the same leaderboard cells as new runs of the same experiment."""
         d = dataclasses.asdict(self)
         d["settings"] = {k: v for k, v in d["settings"].items() if MethodSettings.LATE_DEFAULTS.get(k, k) != v}
         if d["max_method_steps"] is None:
             del d["max_method_steps"]
-        return {k: v for k, v in d.items() if not _identity_free(k)}
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide the result (hashed into the run id)."""
+        return {k: v for k, v in self.as_record().items() if not _identity_free(k)}
 
     def run_id(self) -> str:
         digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:10]
