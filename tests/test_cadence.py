@@ -119,3 +119,38 @@ def test_every_knob_is_on_run_help(capsys):
                  "--rho-factor", "--stage2-numerator", "--wprev-alias", "--prev-init", "--dual-grad-leak",
                  "--cond2-f", "--norm-agg", "--guard-eps", "bragin"):
         assert flag in text, flag
+
+
+def test_no_argument_run_is_the_three_seed_comparison(workdir, monkeypatch):
+    from harness import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "run_cmd", lambda ns: seen.setdefault("configs", cli.run_configs(ns)) and 0)
+    for argv in ([], ["run"]):
+        seen.clear()
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 0
+        configs = seen["configs"]
+        assert len(configs) == 27  # 3 methods x 3 rates x 3 seeds
+        assert {c.seed for c in configs} == {0, 1, 2} and {c.method for c in configs} == {"slr", "admm", "magnitude"}
+        assert {(c.epochs, c.retrain_epochs) for c in configs} == {(8, 2)}
+    seen.clear()
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--method", "slr", "--rate", "4"])  # an explicit run keeps the recipe and one seed
+    assert [(c.seed, c.epochs, c.retrain_epochs) for c in seen["configs"]] == [(0, 15, 5)]
+
+
+def test_export_rows_carry_accuracy_before_the_hard_prune():
+    from harness.export import flat_rows, leaderboard
+    from tests.records_factory import make_record
+
+    recs = []
+    for seed, before in enumerate((96.0, 98.0)):
+        rec = make_record("slr", seed=seed)
+        rec["metrics"]["before_hardprune"] = before
+        rec["epochs"]["steps_to_threshold"] = 40 + 20 * seed
+        recs.append(rec)
+    (row,) = flat_rows(leaderboard(recs))
+    assert row["before_hardprune"] == pytest.approx(97.0) and row["steps_to_threshold"] == pytest.approx(50.0)
+    assert row["before_hardprune_ci_low"] < 97.0 < row["before_hardprune_ci_high"]
