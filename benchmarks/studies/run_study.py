@@ -67,6 +67,15 @@ def git_sha() -> str:
     return sha + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def run_shas(records: list[dict[str, Any]]) -> set[str]:
+    """The commits the runs were made at, from their records' provenance (a dirty tree is marked)."""
+    out = set()
+    for r in records:
+        git = (r.get("provenance") or {}).get("git") or {}
+        out.add(str(git.get("sha", "unknown")) + (" (dirty)" if git.get("dirty") else ""))
+    return out
+
+
 def versions() -> str:
     import numpy
     import scipy
@@ -168,6 +177,17 @@ def tables(records: list[dict[str, Any]], study: dict[str, Any]) -> tuple[list[s
     return lines, tally
 
 
+def trim_figures(board: Path) -> None:
+    """Keep the figures worth committing: the per-cell hard-prune curves have one point each (the study checks only
+    at the end) and every figure also comes as SVG; those go, with the leaderboard's links to them."""
+    folder = board.with_name(board.stem + "_figures")
+    dropped = {f.name for f in folder.iterdir() if f.name.startswith("curve_") or f.suffix == ".svg"}
+    for name in dropped:
+        (folder / name).unlink()
+    lines = board.read_text().split("\n")
+    board.write_text("\n".join(l for l in lines if not any(f"/{name})" in l for name in dropped)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("study", type=Path, help="Study YAML (benchmarks/studies/*.yaml).")
@@ -199,6 +219,7 @@ def main() -> None:
     board = md.with_name(md.stem + "_leaderboard.md")
     subprocess.run(benchmark("export", "--results", str(store), "--format", "md", "--out", str(board)), cwd=ROOT,
                    check=True)
+    trim_figures(board)
     body, _ = tables(records, study)
     run_cfg = study["sweep"]["run"]
     epochs = ns.epochs if ns.epochs is not None else run_cfg.get("epochs")
@@ -215,7 +236,7 @@ def main() -> None:
             f"- Records: {sum(r.get('status') == 'completed' for r in records)} completed, "
             f"{sum(r.get('status') == 'failed' for r in records)} failed",
             f"- Versions: {versions()}",
-            f"- Git: {git_sha()}",
+            f"- Git: runs made at {', '.join(sorted(run_shas(records)))}; this report at {git_sha()}",
             f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
             f"- Leaderboard (mean ± CI per cell, significance marks) and figures: [{board.name}]({board.name})", ""]
     reading = md.with_name(md.stem + "_reading.md")
