@@ -53,11 +53,14 @@ class PenaltyMethod(PruningMethod, ABC):
             "update_every": self.update_every,
             "first_update_epoch": self.first_update_epoch,
             "dual_grad_leak": self.dual_grad_leak,
-            "updates_per_epoch": self.updates_per_epoch,
-            "update_every_steps": self.update_every_steps,
-            "rho_schedule": self.rho_schedule,
-            "rho_factor": self.rho_factor,
-        }
+        } | self._cadence_config()
+
+    def _cadence_config(self) -> dict[str, Any]:
+        """The cadence and rho schedule, only where they differ from the one-update-per-epoch, constant-rho default:
+        records of runs made before these knobs existed stay comparable with new runs of the same experiment."""
+        from harness.config import MethodSettings
+
+        return {k: getattr(self, k) for k, default in MethodSettings.LATE_DEFAULTS.items() if getattr(self, k) != default}
 
     @staticmethod
     def cadence_kwargs(settings: Any) -> dict[str, Any]:
