@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from harness.errors import UserError
 from harness.options import build, setting
 
 DEFAULT_OUT = "prunebench_runs"
@@ -23,6 +24,8 @@ DEFAULT_STORE = "prunebench.sqlite"
 AMP_DTYPES = ("bf16", "fp16")
 OPTIMIZERS = ("adam", "sgd", "adamw")
 MODES = ("paper", "reference")
+RHO_SCHEDULES = ("constant", "multiplicative")
+STAGE2_NUMERATORS = ("paper", "bragin", "reference")
 
 
 def _methods() -> list[str]:
@@ -49,31 +52,59 @@ class MethodSettings:
     """Hyper-parameters of the pruning methods (defaults: the SLR paper's; SLR/ADMM share rho and the cadence)."""
 
     mode: str = setting("paper", choices=MODES, help="SLR/ADMM: 'paper' follows the printed equations; 'reference' "
-                        "reproduces the authors' code (W_prev aliasing, zero snapshots, autograd-leak scaling).")
-    rho: float = setting(0.1, gt=0.0, help="Penalty rho of SLR and ADMM.")
-    s0: float = setting(0.01, gt=0.0, help="SLR initial stepsize s0.")
+                        "reproduces the authors' code (W_prev aliasing, zero snapshots, autograd-leak scaling). The "
+                        "SLR toggles below override single pieces of either mode.")
+    rho: float = setting(0.1, gt=0.0, help="Penalty rho of SLR and ADMM (paper and authors' code: 0.1).")
+    rho_schedule: str = setting("constant", choices=RHO_SCHEDULES, help="SLR/ADMM: rho stays constant (the SLR "
+                                "paper and its code) or is multiplied by --rho-factor after every dual/Z update "
+                                "(ADMM-NN's increasing penalty).")
+    rho_factor: float = setting(1.0, gt=0.0, help="Factor applied to rho after each update with --rho-schedule "
+                                "multiplicative (ADMM-NN grows rho, e.g. 1.3); SLR's Lambda is kept, so U = "
+                                "Lambda/rho shrinks with it, ADMM's scaled dual U is kept as is.")
+    s0: float = setting(0.01, gt=0.0, help="SLR initial stepsize s0 (paper and code: 0.01).")
     M: float = setting(300.0, gt=0.0, flag="--M", help="SLR stepsize parameter M of eq. (11).")
     r: float = setting(0.1, gt=0.0, flag="--r", help="SLR stepsize parameter r of eq. (11).")
     update_every: int = setting(1, lo=1, help="Epochs between SLR/ADMM dual/Z updates (ADMM's T): updates at "
                                 "epochs 1+T, 1+2T, ... as in the authors' code.")
+    updates_per_epoch: int = setting(1, lo=1, help="SLR/ADMM dual/Z updates per update epoch, at evenly spaced "
+                                     "batches (batch floor(j*n/K), j < K, n = epoch 1's batch count), from epoch 2 "
+                                     "on. The authors' code updates once, at batch 0.")
+    update_every_steps: Optional[int] = setting(None, lo=1, help="SLR/ADMM: a dual/Z update every N optimizer "
+                                                "steps counted across epochs, the first at the first step of epoch "
+                                                "2 (after one epoch of steps), as the paper's iteration counts "
+                                                "read. Excludes --update-every > 1 and --updates-per-epoch > 1.")
     projection: str = setting("topk", parse=_projection, help="Projection onto the sparse set: topk (exact, on the "
                               "device), percentile (the reference code's numpy thresholds) or nm:N:M (N:M "
                               "semi-structured, e.g. nm:2:4: the N largest of every M consecutive weights; the rate "
                               "follows from the pattern).")
     rounds: int = setting(4, lo=1, help="Iterative magnitude pruning: number of pruning rounds.")
     # SLR toggles: None keeps the mode's value (harness/methods/slr.py SLRToggles); set one to ablate it.
-    wprev_alias: Optional[bool] = setting(None, help="SLR: W_prev aliases the live weights (reference bug).")
+    wprev_alias: Optional[bool] = setting(None, help="SLR: W_prev aliases the live weights, so condition (3) "
+                                          "reduces to ce < ce_prev and the stage-1 norm ratio is 1 (the authors' "
+                                          "code; the paper keeps W^{k-1}). Default: the mode's.")
     prev_init: Optional[str] = setting(None, choices=("zeros", "initial"), help="SLR: W_prev/Z_prev start at "
-                                       "zeros (reference) or at W0/Z0 (paper).")
-    dual_grad_leak: Optional[bool] = setting(None, help="SLR: emulate the reference autograd leak.")
+                                       "zeros (authors' code: the first Lambda is s0*W) or at W0/Z0 (paper). "
+                                       "Default: the mode's.")
+    dual_grad_leak: Optional[bool] = setting(None, help="SLR: emulate the authors' code's autograd leak (the "
+                                             "penalty gradient scaled by 1 + sum s_j/rho; the paper has none). "
+                                             "ADMM leaks in reference mode. Default: the mode's.")
     cond2_f: Optional[str] = setting(None, choices=("ce_vs_ce_prev", "cancel"), help="SLR: f in condition (8): "
-                                     "ce vs ce_prev (reference) or cancelling (paper).")
-    stage2_numerator: Optional[str] = setting(None, choices=("reference", "paper"), help="SLR: eq. (10) numerator.")
+                                     "the authors' code compares ce with ce_prev; in the paper f(W^k) is on both "
+                                     "sides and cancels. Default: the mode's.")
+    stage2_numerator: Optional[str] = setting(None, choices=STAGE2_NUMERATORS, help="SLR: numerator of eq. (10). "
+                                              "paper: ||W^{k-1} - Z^{k-1}|| as printed (compounds eq. (5)'s ratio, "
+                                              "a probable typo); bragin: ||W^k - Z^{k-1}||, eq. (5)'s denominator, "
+                                              "as Bragin et al.'s stepsize rule implies; reference: the authors' "
+                                              "code, ||W_prev - Z_prev|| after stage 1 moved the snapshots "
+                                              "(= bragin with aliasing). Default: the mode's.")
     norm_agg: Optional[str] = setting(None, choices=("sum", "global"), help="SLR: sum of per-layer norms "
-                                      "(reference) or one global norm (paper).")
+                                      "(authors' code) or one global Frobenius norm (paper). Default: the mode's.")
     guard_eps: Optional[float] = setting(None, lo=0.0, help="SLR: skip a stepsize update when the denominator "
-                                         "is below guard_eps*(numerator+1).")
+                                         "is below guard_eps*(numerator+1) (paper mode 1e-12; the authors' code "
+                                         "skips only exact zeros, 0). Default: the mode's.")
 
+    # Added after records existed: left out of the run id while at their defaults, so earlier runs keep their ids.
+    LATE_DEFAULTS = {"rho_schedule": "constant", "rho_factor": 1.0, "updates_per_epoch": 1, "update_every_steps": None}
     SLR_TOGGLES = ("wprev_alias", "prev_init", "dual_grad_leak", "cond2_f", "stage2_numerator", "norm_agg",
                    "guard_eps")
 
@@ -85,7 +116,15 @@ class MethodSettings:
         values = dict(values)
         values.update(values.pop("slr_overrides", None) or {})  # records and configs of earlier versions
         values.pop("seed", None)  # random pruning now takes the run's seed
-        return build(cls, values, where, flags=flags)
+        settings = build(cls, values, where, flags=flags)
+        settings.check_cadence()
+        return settings
+
+    def check_cadence(self) -> None:
+        """One update cadence at a time: steps, or epochs (with K updates in each)."""
+        if self.update_every_steps is not None and (self.update_every > 1 or self.updates_per_epoch > 1):
+            raise UserError("--update-every-steps counts steps across epochs; it cannot be combined with "
+                            "--update-every > 1 or --updates-per-epoch > 1")
 
 
 @dataclass
@@ -127,6 +166,9 @@ class RunConfig:
     trust_weights: bool = setting(False, help="Allow --weights files that pickle Python objects (Ultralytics "
                                   "checkpoints); only for files from a source you trust: unpickling runs code.")
     epochs: Optional[int] = setting(None, lo=0, help="Method (SLR/ADMM) epochs. Default: the task's recipe.")
+    max_method_steps: Optional[int] = setting(None, lo=1, help="End the method phase after this many optimizer "
+                                              "steps (the paper's budgets in iterations, e.g. 20000), or after "
+                                              "--epochs, whichever comes first: set --epochs high enough.")
     retrain_epochs: Optional[int] = setting(None, lo=0, help="Masked-retrain epochs after the hard prune.")
     pretrain_epochs: Optional[int] = setting(None, lo=0, help="Without --weights: train the dense model first "
                                              "(cached by every setting that changes it).")
@@ -171,10 +213,18 @@ class RunConfig:
     # Axes of a sweep grid (set per cell, not under `run:`) and fields with their own YAML section.
     GRID_FIELDS = ("task", "model", "method", "rate", "seed")
 
+    def as_record(self) -> dict[str, Any]:
+        """Every field, less knobs added after records existed while they hold their defaults: earlier runs keep
+        their run ids and stay in the same leaderboard cells as new runs of the same experiment."""
+        d = dataclasses.asdict(self)
+        d["settings"] = {k: v for k, v in d["settings"].items() if MethodSettings.LATE_DEFAULTS.get(k, k) != v}
+        if d["max_method_steps"] is None:
+            del d["max_method_steps"]
+        return d
+
     def identity(self) -> dict[str, Any]:
         """The fields that decide the result (hashed into the run id)."""
-        d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if not _identity_free(k)}
+        return {k: v for k, v in self.as_record().items() if not _identity_free(k)}
 
     def run_id(self) -> str:
         digest = hashlib.sha1(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -96,6 +96,10 @@ def leaderboard(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ep = recs[0].get("epochs") or {}
             row["methods"][method] = {
                 "hardpruned": _stat([(r.get("metrics") or {}).get("hardpruned") for r in recs]),
+                # the live weights at the end of the method phase (records from before it was measured have none)
+                "before_hardprune": _stat([(r.get("metrics") or {}).get("before_hardprune") for r in recs]),
+                "steps_to_threshold": _stat([float(x) for x in ((r.get("epochs") or {}).get("steps_to_threshold")
+                                                                for r in recs) if x is not None]),
                 "retrained": _stat([(r.get("metrics") or {}).get("retrained") for r in recs]),
                 "rate_achieved": _stat([((r.get("compression") or {}).get("achieved") or {}).get(rule) for r in recs]),
                 "rate_rule": rule,
@@ -215,7 +219,11 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item.update({
                 "n": (d["hardpruned"] or {}).get("n", 0), "ci_method": (d["hardpruned"] or {}).get("ci_method"),
                 "rate_achieved": (d["rate_achieved"] or {}).get("mean"), "rate_rule": d["rate_rule"],
-                "epochs_to_threshold": (d["epochs_to_threshold"] or {}).get("mean"), "epochs": d["epochs"],
+                "before_hardprune": (d["before_hardprune"] or {}).get("mean"),
+                "before_hardprune_ci_low": (d["before_hardprune"] or {}).get("ci_low"),
+                "before_hardprune_ci_high": (d["before_hardprune"] or {}).get("ci_high"),
+                "epochs_to_threshold": (d["epochs_to_threshold"] or {}).get("mean"),
+                "steps_to_threshold": (d["steps_to_threshold"] or {}).get("mean"), "epochs": d["epochs"],
                 "seeds": " ".join(str(s) for s in d["seeds"]),
                 **{col: (d["costs"][col] or {}).get("mean") for col in COST_COLUMNS},
             })

@@ -3,6 +3,7 @@
     PhaseTimer      wall time of the phase, accumulated across resumes
     CurveLog        one point per epoch in the record's curves (loss, lr, the method's log), the dual-update log
     HardPruneCheck  evaluate a hard-pruned deep copy every `check_every` epochs and at the end; early stop
+    StepBudget      end the phase once the method's step budget (--max-method-steps) is spent
     RetrainEval     evaluate after every retrain epoch
     EpochLog        one log line per epoch (readable in nohup/SLURM logs, where progress bars are off)
     Checkpoint      the resume checkpoint every `every` epochs, at a phase's end and on early stop
@@ -63,6 +64,7 @@ class CurveLog(EpochHook):
             point = {"phase": ctx.spec.name, **point}
         ctx.record.curves[self.curve].append(point)
         ctx.record.epochs[ctx.spec.name] = stats.epoch
+        ctx.record.epochs[f"{ctx.spec.name}_steps"] = ctx.spec.hooks.steps_taken
         if ctx.spec.name == "method":  # the method's dual/Z updates (retraining has none: keep them)
             ctx.record.updates = list(getattr(ctx.spec.hooks, "updates", ctx.record.updates))
 
@@ -94,8 +96,24 @@ class HardPruneCheck(EpochHook):
         ctx.scratch["check"] = value
         if self.early_stop is not None and self.reached(value):
             ctx.record.epochs.setdefault("to_threshold", stats.epoch)
+            ctx.record.epochs.setdefault("steps_to_threshold", ctx.spec.hooks.steps_taken)
             ctx.stop = True
             ctx.log(f"early stop: the hard-pruned metric reached {self.early_stop:g} at epoch {stats.epoch}")
+
+
+class StepBudget(EpochHook):
+    """Ends the phase after the epoch in which the method spent its step budget (the loop already stopped its
+    batches), so no empty epoch follows; notes when --epochs ran out first."""
+
+    def after_epoch(self, ctx: PhaseContext, stats: EpochStats, view: nn.Module, optimizer: Any) -> None:
+        if ctx.spec.hooks.budget_spent():
+            ctx.stop = True
+
+    def after_phase(self, ctx: PhaseContext) -> None:
+        budget = ctx.spec.hooks.step_budget
+        if budget is not None and not ctx.spec.hooks.budget_spent():
+            ctx.log(f"note: the {ctx.spec.name} phase ended after {ctx.spec.hooks.steps_taken} of its {budget} "
+                    "steps: raise --epochs to spend the whole --max-method-steps budget")
 
 
 class RetrainEval(EpochHook):

@@ -56,7 +56,7 @@ class RunRecord:
         """The record of a run that is about to start (`task`: the built task, when there is one)."""
         return cls(
             run_id=cfg.run_id(), task=cfg.task, model=cfg.model, method=cfg.method,
-            config=dataclasses.asdict(cfg), provenance=provenance, rate_requested=cfg.rate,
+            config=cfg.as_record(), provenance=provenance, rate_requested=cfg.rate,
             metric=getattr(task, "primary_metric", None), higher_is_better=getattr(task, "higher_is_better", None),
             task_info=task.describe() if task is not None else {}, artifacts={"dir": str(run_dir)},
         )

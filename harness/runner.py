@@ -26,7 +26,7 @@ from torch import nn
 from harness import hub, provenance, resume
 from harness.config import DEFAULT_OUT, RunConfig, TrainRecipe
 from harness.errors import TrainingDiverged, UserError
-from harness.hooks import Checkpoint, CurveLog, EpochLog, HardPruneCheck, PhaseTimer, RetrainEval
+from harness.hooks import Checkpoint, CurveLog, EpochLog, HardPruneCheck, PhaseTimer, RetrainEval, StepBudget
 from harness.methods import METHODS, MaskedRetrain, PruningMethod, make_method
 from harness.options import check_all
 from harness.phases import EpochHook, PhaseContext, PhaseSpec, run_phase
@@ -68,6 +68,7 @@ def validate(cfg: RunConfig) -> type[Task]:
                         f"{', '.join(task_cls.models)}")
     check_all(cfg)
     check_all(cfg.settings)
+    cfg.settings.check_cadence()
     if cfg.prune_pattern is not None:
         try:
             re.compile(cfg.prune_pattern)
@@ -79,6 +80,9 @@ def validate(cfg: RunConfig) -> type[Task]:
     if getattr(task_cls, "own_schedule", False) and (cfg.scheduler is not None or cfg.warmup_iters is not None):
         raise UserError(f"--scheduler/--warmup-iters do not apply to {cfg.task}: it trains in its own driver "
                         "(Ultralytics' trainer) with that trainer's warm-up and schedule")
+    if getattr(task_cls, "own_schedule", False) and cfg.max_method_steps is not None:
+        raise UserError(f"--max-method-steps applies to our training loop; {cfg.task} trains in Ultralytics' "
+                        "trainer: give the budget in --epochs")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the run folders")
@@ -257,6 +261,7 @@ class Run:
         else:
             rec.restore_progress(ckpt["record"])
         method.attach(model, plan)
+        method.step_budget = cfg.max_method_steps
         phase, start = ("method", 1) if ckpt is None else (ckpt["phase"], int(ckpt["epoch"]) + 1)
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
@@ -271,11 +276,13 @@ class Run:
             spec = self.spec("method", epochs, method, float(cfg.lr), start, ckpt)  # type: ignore[arg-type]
             hooks = [PhaseTimer(), CurveLog("train"),
                      HardPruneCheck(plan, method.projection, int(cfg.check_every or 0), cfg.early_stop,
-                                    self.task.higher_is_better), self.tracker.hook(),
+                                    self.task.higher_is_better), StepBudget(), self.tracker.hook(),
                      EpochLog(self.task.primary_metric), Checkpoint(cfg.checkpoint_every)]
             facts = run_phase(driver, self.context(model, spec, rec), hooks)
             if facts.get("schedule"):
                 rec.config["schedule"] = facts["schedule"]
+            if epochs > 0:  # the live (soft-sparse) weights: Tran, ADMM pruning's "before pruning", the code's "before hardpruning"
+                self.evaluate_into(rec, "before_hardprune", model, "before-hard-prune eval")
 
         masks = hard_prune_(dict(model.named_parameters()), plan.ratios, method.projection)  # idempotent on resume
         if phase == "method" or "hardpruned" not in rec.metrics:

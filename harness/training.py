@@ -79,7 +79,7 @@ def train_epoch(
     start = time.perf_counter()
     bar = progress(loader, desc=f"{desc} {epoch}", leave=False)
     for batch_idx, batch in enumerate(bar):
-        if max_steps is not None and batch_idx >= max_steps:
+        if (max_steps is not None and batch_idx >= max_steps) or hooks.budget_spent():
             break
         hooks.on_batch_start(epoch, batch_idx)
         with autocast_context(device, amp):

@@ -22,16 +22,18 @@ MODES = ("paper", "reference")
 class ADMM(PenaltyMethod):
     name = "admm"
 
-    def __init__(self, rho: float = 0.1, update_every: int = 1, mode: str = "paper", projection: str = "topk"):
+    def __init__(self, rho: float = 0.1, update_every: int = 1, mode: str = "paper", projection: str = "topk",
+                 **cadence: Any):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
-        super().__init__(rho=rho, update_every=update_every, dual_grad_leak=(mode == "reference"), projection=projection)
+        super().__init__(rho=rho, update_every=update_every, dual_grad_leak=(mode == "reference"), projection=projection,
+                         **cadence)
         self.mode = mode
 
     @classmethod
     def from_settings(cls, settings, *, epochs: int, seed: int, options: dict[str, Any]) -> "ADMM":
-        return cls(rho=settings.rho, update_every=settings.update_every, mode=settings.mode,
-                   projection=settings.projection)
+        return cls(rho=settings.rho, mode=settings.mode, projection=settings.projection,
+                   **cls.cadence_kwargs(settings))
 
     def config(self) -> dict[str, Any]:
         return super().config() | {"mode": self.mode}

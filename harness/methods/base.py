@@ -80,6 +80,10 @@ class PruningMethod:
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
         self.updates: list[dict[str, Any]] = []  # per dual/Z update log (SLR, ADMM)
+        # Optimizer steps of this phase so far, across epochs (counted in `observe_loss`, which every driver calls
+        # once per batch): during `on_batch_start` it is the global step of the batch about to run.
+        self.steps_taken = 0
+        self.step_budget: int | None = None  # the phase ends once steps_taken reaches it (--max-method-steps)
 
     @classmethod
     def from_settings(cls, settings: "MethodSettings", *, epochs: int, seed: int,
@@ -117,9 +121,14 @@ class PruningMethod:
         pass
 
     def observe_loss(self, loss: torch.Tensor) -> None:
+        self.steps_taken += 1
         loss = loss.detach().float()
         self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
         self._loss_count += 1
+
+    def budget_spent(self) -> bool:
+        """True once the phase's step budget is used up: the loop stops before the next batch."""
+        return self.step_budget is not None and self.steps_taken >= self.step_budget
 
     def after_backward(self, grad_scale: float = 1.0) -> None:
         pass
@@ -163,6 +172,7 @@ class PruningMethod:
         return {
             "tensors": {t.name: t.state() for t in self.tensors},
             "updates": list(self.updates),
+            "steps_taken": self.steps_taken,
             "scalars": self.scalar_state(),
         }
 
@@ -170,6 +180,7 @@ class PruningMethod:
         for t in self.tensors:
             t.load(state["tensors"][t.name])
         self.updates = list(state.get("updates", []))
+        self.steps_taken = int(state.get("steps_taken", 0))
         self.load_scalar_state(state.get("scalars", {}))
 
     def scalar_state(self) -> dict[str, Any]:

@@ -28,11 +28,21 @@ class PenaltyMethod(PruningMethod, ABC):
         first_update_epoch: int = 2,
         dual_grad_leak: bool = False,
         projection: str = "topk",
+        updates_per_epoch: int = 1,
+        update_every_steps: int | None = None,
+        rho_schedule: str = "constant",
+        rho_factor: float = 1.0,
     ):
         super().__init__(projection=projection)
+        if update_every_steps is not None and (update_every > 1 or updates_per_epoch > 1):
+            raise ValueError("update_every_steps excludes update_every > 1 and updates_per_epoch > 1")
         self.rho = float(rho)
         self.update_every = int(update_every)
         self.first_update_epoch = int(first_update_epoch)
+        self.updates_per_epoch = int(updates_per_epoch)
+        self.update_every_steps = update_every_steps
+        self.rho_schedule, self.rho_factor = rho_schedule, float(rho_factor)
+        self.steps_per_epoch: int | None = None  # epoch 1's batch count: spaces K updates within an epoch
         self.dual_grad_leak = bool(dual_grad_leak)
         self.leak_c = 0.0  # accumulated leak: gradient factor is 1 + leak_c when dual_grad_leak
         self._targets: list[torch.Tensor] = []
@@ -43,7 +53,21 @@ class PenaltyMethod(PruningMethod, ABC):
             "update_every": self.update_every,
             "first_update_epoch": self.first_update_epoch,
             "dual_grad_leak": self.dual_grad_leak,
-        }
+        } | self._cadence_config()
+
+    def _cadence_config(self) -> dict[str, Any]:
+        """The cadence and rho schedule, only where they differ from the one-update-per-epoch, constant-rho default:
+        records of runs made before these knobs existed stay comparable with new runs of the same experiment."""
+        from harness.config import MethodSettings
+
+        return {k: getattr(self, k) for k, default in MethodSettings.LATE_DEFAULTS.items() if getattr(self, k) != default}
+
+    @staticmethod
+    def cadence_kwargs(settings: Any) -> dict[str, Any]:
+        """The cadence and rho-schedule settings both methods take from `MethodSettings`."""
+        return {"update_every": settings.update_every, "updates_per_epoch": settings.updates_per_epoch,
+                "update_every_steps": settings.update_every_steps, "rho_schedule": settings.rho_schedule,
+                "rho_factor": settings.rho_factor}
 
     # ---- state -------------------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -62,22 +86,43 @@ class PenaltyMethod(PruningMethod, ABC):
         return self.rho * (1.0 + self.leak_c if self.dual_grad_leak else 1.0)
 
     def is_update_batch(self, epoch: int, batch_idx: int) -> bool:
-        """Batch 0 of epochs 1+T, 1+2T, ... (T = update_every), as the authors' code does
-        (`(epoch - 1) % T == 0` from epoch 2 on)."""
-        return (
-            batch_idx == 0
-            and epoch >= self.first_update_epoch
-            and (epoch - 1) % self.update_every == 0
-        )
+        """Whether the dual/Z update runs before this batch. Nothing happens in epoch 1 (the first update needs a
+        trained W^1 and, in the authors' code, epoch 1's loss); from epoch 2 on:
+
+        * default: batch 0 of epochs 1+T, 1+2T, ... (T = update_every), as the authors' code does
+          (`(epoch - 1) % T == 0`);
+        * updates_per_epoch K: in those epochs, batches floor(j*n/K) for j < K (n = epoch 1's batch count);
+        * update_every_steps N: global steps n, n+N, n+2N, ... counted across epochs (the first at epoch 2's first
+          step, like the default; N = n reproduces it when every epoch has n batches).
+        """
+        if epoch < self.first_update_epoch:
+            return False
+        n = self.steps_per_epoch or 1
+        if self.update_every_steps is not None:
+            offset = self.steps_taken - n
+            return offset >= 0 and offset % self.update_every_steps == 0
+        if (epoch - 1) % self.update_every != 0:
+            return False
+        if self.updates_per_epoch == 1:
+            return batch_idx == 0
+        return batch_idx in {j * n // self.updates_per_epoch for j in range(self.updates_per_epoch)}
 
     # ---- hooks -------------------------------------------------------------------------------------------------
     def on_batch_start(self, epoch: int, batch_idx: int) -> None:
+        if self.steps_per_epoch is None and epoch >= 2 and batch_idx == 0:
+            self.steps_per_epoch = self.steps_taken  # epoch 1 ran every step so far
         if self.is_update_batch(epoch, batch_idx):
             with torch.no_grad():
                 record = self.update(epoch)
+            record.update(epoch=epoch, batch=batch_idx, step=self.steps_taken, leak_c=self.leak_c, rho=self.rho)
+            if self.rho_schedule == "multiplicative":
+                self.rho *= self.rho_factor
+                self.on_rho_change()
             self.refresh_targets()
-            record.update(epoch=epoch, leak_c=self.leak_c)
             self.updates.append(record)
+
+    def on_rho_change(self) -> None:
+        """After rho moved: ADMM keeps its scaled dual U; SLR recomputes U = Lambda / rho."""
 
     @abstractmethod
     def update(self, epoch: int) -> dict[str, Any]:
@@ -111,11 +156,13 @@ class PenaltyMethod(PruningMethod, ABC):
         return float(sum(torch.linalg.vector_norm((t.param.detach().float() - t.z).double()).item() for t in self.tensors))
 
     def on_epoch_end(self, epoch: int) -> dict[str, Any]:
-        return {"penalty": self.penalty_value(), "w_minus_z": self.residual(), "leak_c": self.leak_c}
+        return {"penalty": self.penalty_value(), "w_minus_z": self.residual(), "leak_c": self.leak_c, "rho": self.rho}
 
     def scalar_state(self) -> dict[str, Any]:
-        return {"leak_c": self.leak_c}
+        return {"leak_c": self.leak_c, "rho": self.rho, "steps_per_epoch": self.steps_per_epoch}
 
     def load_scalar_state(self, state: dict[str, Any]) -> None:
         self.leak_c = float(state.get("leak_c", 0.0))
+        self.rho = float(state.get("rho", self.rho))
+        self.steps_per_epoch = state.get("steps_per_epoch", self.steps_per_epoch)
         self.refresh_targets()

@@ -41,7 +41,10 @@ class SLRToggles:
     prev_init: str  # "zeros" (reference) | "initial" (W0, Z0)
     dual_grad_leak: bool  # emulate the reference autograd leak
     cond2_f: str  # "ce_vs_ce_prev" (reference) | "cancel" (paper eq. 8)
-    stage2_numerator: str  # "reference": sum||W^k - Z^{k-1}|| | "paper": ||W^{k-1} - Z^{k-1}||
+    # eq. (10)'s numerator: "paper" ||W^{k-1} - Z^{k-1}|| as printed | "bragin" ||W^k - Z^{k-1}|| (eq. (5)'s
+    # denominator, so the two ratios telescope as Bragin et al.'s stepsize rule does) | "reference" the code's
+    # ||W_prev - Z_prev|| after stage 1 moved the snapshots (with W_prev aliased: ||W^k - Z^{k-1}||)
+    stage2_numerator: str
     norm_agg: str  # "sum" of per-layer Frobenius norms (reference) | "global" Frobenius norm
     guard_eps: float  # skip a stepsize update when n2 <= guard_eps * (n1 + 1); 0 = only exact zeros (reference)
 
@@ -66,12 +69,18 @@ class SLR(PenaltyMethod):
         update_every: int = 1,
         mode: str = "paper",
         projection: str = "topk",
+        updates_per_epoch: int = 1,
+        update_every_steps: int | None = None,
+        rho_schedule: str = "constant",
+        rho_factor: float = 1.0,
         **overrides: Any,
     ):
         toggles = SLRToggles.for_mode(mode)
         if overrides:
             toggles = SLRToggles(**(asdict(toggles) | overrides))
-        super().__init__(rho=rho, update_every=update_every, dual_grad_leak=toggles.dual_grad_leak, projection=projection)
+        super().__init__(rho=rho, update_every=update_every, dual_grad_leak=toggles.dual_grad_leak, projection=projection,
+                         updates_per_epoch=updates_per_epoch, update_every_steps=update_every_steps,
+                         rho_schedule=rho_schedule, rho_factor=rho_factor)
         self.mode = mode
         self.toggles = toggles
         self.M, self.r, self.s0 = float(M), float(r), float(s0)
@@ -83,8 +92,8 @@ class SLR(PenaltyMethod):
     @classmethod
     def from_settings(cls, settings, *, epochs: int, seed: int, options: dict[str, Any]) -> "SLR":
         s = settings
-        return cls(rho=s.rho, M=s.M, r=s.r, s0=s.s0, update_every=s.update_every, mode=s.mode,
-                   projection=s.projection, **s.slr_overrides())
+        return cls(rho=s.rho, M=s.M, r=s.r, s0=s.s0, mode=s.mode, projection=s.projection,
+                   **cls.cadence_kwargs(s), **s.slr_overrides())
 
     def config(self) -> dict[str, Any]:
         return super().config() | {"mode": self.mode, "M": self.M, "r": self.r, "s0": self.s0, **asdict(self.toggles)}
@@ -164,10 +173,13 @@ class SLR(PenaltyMethod):
         rec.update(accepted1=bool(accepted1), s_after1=self.s)
 
         # stage 2: Z^k = Pi(W^k + Lambda'/rho); Lambda = Lambda' + s (W^k - Z^k) if condition (8)  (eqs. 6-10)
+        z_before = [t.z for t in self.tensors]  # Z^{k-1}
         for t, (z, _) in zip(self.tensors, self.project_all([w + t.u for w, t in zip(ws, self.tensors)])):
             t.z = z
         if self.toggles.stage2_numerator == "reference":
             n1 = self._norm((self._wprev(t), t.extra["zprev"]) for t in self.tensors)
+        elif self.toggles.stage2_numerator == "bragin":
+            n1 = self._norm(zip(ws, z_before))
         else:
             n1 = stage1_n1  # ||W^{k-1} - Z^{k-1}||, before stage 1 moved the snapshots
         n2 = self._norm((w, t.z) for w, t in zip(ws, self.tensors))
@@ -192,6 +204,10 @@ class SLR(PenaltyMethod):
             t.u = t.extra["lam"] / self.rho
         rec.update(accepted2=bool(accepted2), s=self.s, k=self.k, w_minus_z=self.residual())
         return rec
+
+    def on_rho_change(self) -> None:
+        for t in self.tensors:
+            t.u = t.extra["lam"] / self.rho
 
     def on_epoch_end(self, epoch: int) -> dict[str, Any]:
         self.ce_prev, self.ce = self.ce, self.epoch_mean_loss()
