@@ -27,6 +27,9 @@ EXCLUDE = frozenset({
     "seed", "store", "out", "out_dir", "output", "run_dir", "run_id", "device", "workers", "checkpoint_every",
     "keep_checkpoint", "resume", "progress", "log_every", "dry_run", "shard", "stale_after", "junit", "tracker",
     "tensorboard", "mlflow", "trust_weights",
+    # derived from the method and its settings (both part of the key): its method-specific entries would put methods
+    # of one experiment on different rows
+    "method_config", "schedule",
 }) | frozenset(RunConfig.NOT_IDENTITY)  # whatever the run id ignores, a leaderboard cell ignores too
 # Input files named by path: the path differs between machines while the content is the identity. Each is replaced
 # by its content hash when the record has one (the key of the hash in `_HASHED_BY`), otherwise by its file name.
