@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Iterable
 
 
-class RecordEvaluator:
+class RecordEvaluator(ABC):
     """Collects the task's output records (one dict per detection or image) over a pass; `evaluate()` scores them.
 
     Such metrics are not sums over batches (AP ranks all detections; TuSimple averages over the GT images), so
@@ -27,5 +28,6 @@ class RecordEvaluator:
     def evaluate(self) -> dict[str, float]:
         return self.score(self.records)
 
+    @abstractmethod
     def score(self, records: list[dict]) -> dict[str, float]:
-        raise NotImplementedError
+        """The metrics of one pass's records (accuracy-like ones in percent)."""
