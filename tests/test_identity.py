@@ -17,10 +17,10 @@ def test_result_changing_keys_split_and_are_named():
     (ka, da), (kb, db) = experiment_key(a), experiment_key(b)
     assert ka != kb and differing_keys(da, db) == ["epochs"]
     assert describe_difference(da, db) == "epochs 1 vs 4"
-    # one knob stored twice (settings and the resolved method config) is named once, by its leaf
+    # a knob stored twice (settings and the method's resolved config) counts once: method_config is derived
     base = experiment_key(make_record())[1]
     c = experiment_key(make_record(**{"settings.rho": 1.0, "method_config.rho": 1.0}))[1]
-    assert differing_keys(base, c) == ["method_config.rho", "settings.rho"]
+    assert differing_keys(base, c) == ["settings.rho"]
     assert describe_difference(base, c) == "rho 0.1 vs 1"
 
 
@@ -45,14 +45,15 @@ def test_cells_separate_configs_align_methods_and_count_distinct_seeds():
         assert all(len(recs) == 2 for recs in c.methods.values())
 
 
-def test_a_method_without_the_varying_key_joins_every_row():
-    # SLR run with two s0 values (method_config.s0, a key magnitude's resolved config does not have)
-    records = [make_record("slr", **{"method_config.s0": s0}) for s0 in (0.01, 0.001)]
-    mag = make_record("magnitude")
-    del mag["config"]["method_config"]["s0"]
-    cells = cell_groups(records + [mag])
-    assert [c.label for c in cells] == ["s0=0.001", "s0=0.01"]
-    assert all("magnitude" in c.methods for c in cells)
+def test_method_specific_resolved_keys_do_not_split_methods():
+    # method_config holds what each method resolved from the shared settings (SLR has s0, magnitude has not): SLR and
+    # magnitude of one experiment share a row; a shared setting that differs still splits it
+    records = [make_record("slr"), make_record("magnitude")]
+    del records[1]["config"]["method_config"]["s0"]
+    cells = cell_groups(records)
+    assert len(cells) == 1 and set(cells[0].methods) == {"slr", "magnitude"}
+    split = cell_groups([make_record("slr", **{"settings.s0": s0}) for s0 in (0.01, 0.001)])
+    assert [c.label for c in split] == ["s0=0.001", "s0=0.01"]
 
 
 def test_rates_are_ordered_as_numbers():
