@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,11 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="Task option (see `benchmark tasks`).")
     p.add_argument("--method-opt", action="append", metavar="KEY=VALUE", help="A plugin method's own option.")
     p.add_argument("--resume", action="store_true", help="Continue killed runs from their last checkpoint.")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="Data-parallel training on N local processes (torch.distributed: one GPU each with "
+                        "--device cuda, gloo on CPU), as `torchrun --nproc_per_node N -m harness.cli run ...`. "
+                        "--batch-size stays the global batch (N must divide it); rank 0 writes the results. Not for "
+                        "coco (Ultralytics' trainer). Default 1.")
     p.add_argument("--dry-run", action="store_true", help="List the runs this command would launch, and stop.")
     p.add_argument("--json", dest="json_out", action="store_true", help="Print the results record(s) as JSON.")
     p.set_defaults(func=run_cmd)
@@ -113,10 +119,19 @@ def run_configs(ns: argparse.Namespace) -> list[RunConfig]:
 
 
 def run_cmd(ns: argparse.Namespace) -> int:
+    from harness import distributed
     from harness.db import describe
     from harness.runner import run
 
     configs = run_configs(ns)
+    if ns.nproc != 1:
+        return launch_run(ns, configs)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if not main_rank:  # rank 0 reports for the job; the other ranks only train and evaluate
+        for cfg in configs:
+            run(cfg, resume=ns.resume, log=lambda s: None)
+        distributed.destroy()
+        return 0
     if ns.dry_run:
         for i, cfg in enumerate(configs, 1):
             _out(f"{i}/{len(configs)}  {cfg.run_id()}  (epochs {cfg.epochs}+{cfg.retrain_epochs}, "
@@ -142,7 +157,28 @@ def run_cmd(ns: argparse.Namespace) -> int:
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         _err(f"error: run {r['run_id']} failed: {r['error']} (record kept)")
+    distributed.destroy()
     return 3 if failed else 0
+
+
+def launch_run(ns: argparse.Namespace, configs: list[RunConfig]) -> int:
+    """`--nproc N`: check every run against N processes here, then start the N workers (harness/launch.py)."""
+    from harness import distributed
+    from harness.launch import launch, strip_nproc
+    from harness.runner import check_world
+    from harness.tasks import get_task_class
+
+    if ns.nproc < 1:
+        raise UserError(f"--nproc {ns.nproc}: give 1 or more processes")
+    if distributed.launched_world_size() > 1:
+        raise UserError("--nproc starts the processes itself; under torchrun leave it out")
+    for cfg in configs:
+        check_world(cfg, get_task_class(cfg.task), ns.nproc)
+    if ns.dry_run:
+        for i, cfg in enumerate(configs, 1):
+            _out(f"{i}/{len(configs)}  {cfg.run_id()}  on {ns.nproc} processes")
+        return 0
+    return launch(strip_nproc(ns.argv), ns.nproc, _err)
 
 
 def print_verdicts(records: list[dict[str, Any]]) -> None:
@@ -483,12 +519,14 @@ def main(argv: list[str] | None = None) -> None:
         if argv in ([], ["run"]):  # no arguments: the embedded default comparison on 3 seeds
             argv = ["run", *DEFAULT_RUN_ARGS]
         ns = parser.parse_args(argv)
+        ns.argv = argv
         if ns.command is None:
             parser.print_help()
             sys.exit(0)
         code = ns.func(ns)
     except UserError as exc:
-        _err("error: " + " ".join(str(exc).split()))
+        rank = os.environ.get("RANK", "0")  # under torchrun every rank may meet the same mistake: say whose line
+        _err(("" if rank == "0" else f"[rank {rank}] ") + "error: " + " ".join(str(exc).split()))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _err("interrupted; finished results are kept (resume with --resume)")

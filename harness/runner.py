@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from harness import hub, provenance, resume
+from harness import distributed, hub, provenance, resume
 from harness.config import DEFAULT_OUT, RunConfig, TrainRecipe
 from harness.errors import TrainingDiverged, UserError
 from harness.hooks import Checkpoint, CurveLog, EpochLog, HardPruneCheck, PhaseTimer, RetrainEval, StepBudget
@@ -86,7 +86,22 @@ def validate(cfg: RunConfig) -> type[Task]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the run folders")
+    check_world(cfg, task_cls, distributed.launched_world_size())
     return task_cls
+
+
+def check_world(cfg: RunConfig, task_cls: type[Task], size: int) -> None:
+    """What data-parallel training over `size` processes cannot do, refused in one line before any work."""
+    if size <= 1:
+        return
+    if getattr(task_cls, "own_schedule", False):
+        raise UserError(f"{cfg.task} trains in Ultralytics' trainer, whose multi-GPU mode relaunches the trainer "
+                        "without the pruning method's state; data-parallel runs support our loop's tasks "
+                        "(digits, cifar10, imagenet, tusimple): use --nproc 1 here")
+    batch = cfg.batch_size if cfg.batch_size is not None else task_cls.recipe(cfg.model or task_cls.default_model).batch_size
+    if batch is not None and int(batch) % size:
+        raise UserError(f"--batch-size {batch} is the global batch and must be divisible by the {size} processes "
+                        f"(each takes batch/{size}); pick a multiple of {size}")
 
 
 def resolve(cfg: RunConfig, task_cls: type[Task]) -> TrainRecipe:
@@ -136,7 +151,11 @@ class Run:
         self.cfg, self.resume, self.log, self.take_claim = cfg, resume, log, claim
         task_cls = validate(cfg)
         self.recipe = resolve(cfg, task_cls)
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.rank_device(resolve_device(cfg.device))
+        self.world = distributed.init_from_env(self.device)
+        self.main = self.world.is_main  # only rank 0 writes and logs
+        if not self.main:
+            self.log = log = lambda s: None
         # A weights name (yolov3-tinyu.pt, torchvision:<Enum>.<WEIGHT>, tusimple_18.pth) becomes its cached file.
         self.weights = hub.resolve(cfg.weights, log=log)
         self.task: Task = build_task(cfg.task, TaskConfig(
@@ -148,7 +167,9 @@ class Run:
         # Absolute, so records name their files wherever `benchmark export` later runs from.
         self.dir = run_dir_for(cfg)
         self.record: RunRecord | None = None
-        self.tracker = Tracker(cfg, self.dir, resume=resume, log=log)
+        self.model: nn.Module | None = None  # the live model and method of the run, once built (for inspection)
+        self.method: PruningMethod | None = None
+        self.tracker = Tracker(cfg, self.dir, resume=resume, log=log, active=self.main)
 
     # ---- the run -----------------------------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
@@ -194,11 +215,14 @@ class Run:
             return
         from harness.sweep import Claim
 
-        claim = Claim(self.cfg.store, self.run_id)
-        if not claim.acquire():
-            who = claim.holder() or {}
+        claim = Claim(self.cfg.store, self.run_id) if self.main else None
+        if not distributed.agree(claim is None or claim.acquire()):
+            who = (claim.holder() if claim is not None else None) or {}
             raise UserError(f"run {self.run_id} is being run by another process (pid {who.get('pid')} on "
                             f"{who.get('host')}); wait for it, or resume it with --resume once it has stopped")
+        if claim is None:  # ranks > 0: rank 0 holds the claim for the whole job
+            yield
+            return
         try:
             with claim.beating(log=self.log):
                 yield
@@ -208,6 +232,7 @@ class Run:
     def _provenance(self) -> dict[str, Any]:
         info = provenance.collect(self.device, self.cfg.seed)
         info["torch_threads"] = torch.get_num_threads()
+        info["distributed"] = self.world.describe()
         if self.weights is not None and self.weights.is_file():
             info["weights_sha256"] = file_sha256(self.weights)
         info["ground_truth"] = [{"path": str(p), "sha256": file_sha256(p)}
@@ -217,6 +242,8 @@ class Run:
 
     def _finish(self, rec: RunRecord) -> None:
         """Record first (atomic), store row second, checkpoint removed last: a kill at any point loses nothing."""
+        if not self.main:
+            return
         rec.provenance["finished"] = provenance.now()
         rec.timing["total_seconds"] = self._elapsed()
         try:
@@ -229,6 +256,8 @@ class Run:
 
     def _store_and_clean(self, doc: dict[str, Any]) -> None:
         """The store row, then (for a completed run) the checkpoint's removal: the steps after the record."""
+        if not self.main:
+            return
         try:
             ResultStore(self.cfg.store).put(doc)
         except (sqlite3.Error, OSError, UserError) as exc:
@@ -246,13 +275,13 @@ class Run:
     # ---- pipeline steps ---------------------------------------------------------------------------------------------
     def _pipeline(self, rec: RunRecord, ckpt: dict[str, Any] | None) -> None:
         cfg = self.cfg
-        model = self.task.build_model()
+        model = self.model = self.task.build_model()
         plan = self.plan_for(model)  # before pretraining: a bad rate fails in a second, not after an hour
         model = self.dense_model(model, rec)
         plan.to_yaml(self.dir / "prune_config.yaml")
         rec.artifacts["prune_config"] = str(self.dir / "prune_config.yaml")
-        method = make_method(cfg.method, cfg.settings, epochs=int(cfg.epochs or 0), seed=cfg.seed,
-                             options=cfg.method_options)
+        method = self.method = make_method(cfg.method, cfg.settings, epochs=int(cfg.epochs or 0), seed=cfg.seed,
+                                           options=cfg.method_options)
         epochs, retrain_epochs = int(cfg.epochs or 0), int(cfg.retrain_epochs or 0)
         if not method.trains:  # same budget for every method: one-shot methods retrain for the method epochs too
             epochs, retrain_epochs = 0, retrain_epochs + epochs
@@ -300,7 +329,9 @@ class Run:
             self.summarize_retrain(rec)
         rec.epochs.setdefault("retrain", 0)
         rec.timing.setdefault("retrain_seconds", 0.0)
-        self.save_artifacts(rec, model, masks)
+        if self.main:  # the other ranks are done: only rank 0 writes, evaluating without them
+            with distributed.local_only():
+                self.save_artifacts(rec, model, masks)
 
     def spec(self, name: str, epochs: int, hooks: PruningMethod, lr: float, start: int,
              ckpt: dict[str, Any] | None) -> PhaseSpec:
@@ -313,6 +344,8 @@ class Run:
 
     def context(self, model: nn.Module, spec: PhaseSpec, rec: RunRecord) -> PhaseContext:
         def save(state: dict[str, Any]) -> None:
+            if not self.main:
+                return
             rec.timing["total_seconds"] = self._elapsed()
             state["record"] = rec.to_dict()
             resume.save(self.dir / "checkpoint.pt", {"run_id": self.run_id, **state})
@@ -408,7 +441,8 @@ class Run:
                            log=self.log, save_checkpoint=lambda state: None)
         hooks: list[EpochHook] = [PhaseTimer(), self.tracker.hook(), EpochLog(self.task.primary_metric)]
         run_phase(self.task.driver(), ctx, hooks)
-        resume.save(cache, model.state_dict())
+        if self.main:
+            resume.save(cache, model.state_dict())
         return model
 
 

@@ -196,15 +196,17 @@ class Tracker:
     """The tracking of one run. Construct it before the run starts (it checks that the MLflow package is there);
     sinks open on first use, once the run folder exists."""
 
-    def __init__(self, cfg: Any, run_dir: Path, resume: bool = False, log: Callable[[str], None] = print):
+    def __init__(self, cfg: Any, run_dir: Path, resume: bool = False, log: Callable[[str], None] = print,
+                 active: bool = True):
         self.cfg, self.dir, self.resume, self.log = cfg, Path(run_dir), resume, log
+        self.active = active  # False on ranks > 0 of a data-parallel run: rank 0 tracks for the job
         if cfg.mlflow and importlib.util.find_spec("mlflow") is None:
             raise UserError(f"--mlflow needs the MLflow client: {MLFLOW_INSTALL}")
         self._sinks: list[Sink] | None = None
 
     @property
     def enabled(self) -> bool:
-        return bool(self.cfg.tensorboard or self.cfg.mlflow)
+        return self.active and bool(self.cfg.tensorboard or self.cfg.mlflow)
 
     @property
     def log_dir(self) -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness import distributed
 from harness.amp import AmpStepper
 from harness.config import OPTIMIZERS
 from harness.errors import TrainingDiverged, UserError
@@ -95,10 +96,10 @@ def train_epoch(
             bar.set_postfix(loss=f"{running.item() / steps:.4f}")
     if steps == 0:
         raise UserError("the training loader yielded no batches: is the dataset empty or the batch size too large?")
-    _check_finite(running, epoch, steps)
+    total = _check_finite(running, epoch, steps)
     return EpochStats(
         epoch=epoch,
-        train_loss=float(running.item()) / steps,
+        train_loss=total / (steps * distributed.world().size),  # every rank runs the same number of steps
         steps=steps,
         seconds=time.perf_counter() - start,
         lr=float(optimizer.param_groups[0]["lr"]),
@@ -106,10 +107,12 @@ def train_epoch(
     )
 
 
-def _check_finite(running: torch.Tensor, epoch: int, step: int) -> None:
-    value = float(running.item())
+def _check_finite(running: torch.Tensor, epoch: int, step: int) -> float:
+    """The loss sum over all ranks so far; a NaN/inf on any rank stops every rank at this same step."""
+    value = float(distributed.all_sum(running).item())
     if not math.isfinite(value):
         raise TrainingDiverged(f"training loss became {value} in epoch {epoch} (by step {step})", epoch, step)
+    return value
 
 
 def epoch_seed(seed: int, phase: str, epoch: int) -> int:
@@ -127,15 +130,23 @@ def seed_everything(seed: int) -> None:
 
 class LoopDriver:
     """Our training loop as a `TrainDriver` (harness/phases.py): builds the phase's optimizer, lr schedule and
-    (fp16) gradient scaler, then runs `train_epoch` over a freshly seeded loader each epoch."""
+    (fp16) gradient scaler, then runs `train_epoch` over a freshly seeded loader each epoch.
+
+    Under several processes (harness/distributed.py) the model trains wrapped in DDP, each epoch's loader is this
+    rank's DistributedSampler shard, and BN buffers are synchronised before the epoch's hooks evaluate or save."""
 
     def __init__(self, task: "LoopTask"):
         self.task = task
 
+    def epoch_loader(self, seed: int, epoch: int):
+        """The epoch's loader: shuffled from the shared `seed`, augmented from this rank's own seed."""
+        return distributed.shard_train_loader(self.task.train_loader(distributed.rank_seed(seed)), seed, epoch)
+
     def fit(self, model: nn.Module, spec: PhaseSpec, on_epoch_end: EpochEnd) -> dict[str, Any]:
         device = self.task.cfg.device
+        net = distributed.wrap(model, device)  # after the method bound `model`'s parameters by name
         opt = make_optimizer(model, spec.optimizer, spec.lr, spec.momentum, spec.weight_decay)
-        first = self.task.train_loader(epoch_seed(spec.seed, spec.name, spec.start_epoch))
+        first = self.epoch_loader(epoch_seed(spec.seed, spec.name, spec.start_epoch), spec.start_epoch)
         # The schedule captures the initial lr before a resumed optimizer state overwrites the current one.
         sched = make_schedule(opt, spec.scheduler, spec.epochs, iterations_per_epoch(first, spec.max_steps),
                               spec.warmup_iters)
@@ -146,11 +157,12 @@ class LoopDriver:
         stepper = AmpStepper(device, spec.amp)  # fp16: one gradient scaler for the whole phase
         for epoch in range(spec.start_epoch, spec.epochs + 1):
             seed = epoch_seed(spec.seed, spec.name, epoch)
-            seed_everything(seed)  # dropout and any augmentation drawing from the global generators
-            loader = first if epoch == spec.start_epoch else self.task.train_loader(seed)
-            stats = train_epoch(model, loader, self.task.loss, opt, spec.hooks, epoch, device, spec.amp,
+            seed_everything(distributed.rank_seed(seed))  # dropout and augmentation drawing from global generators
+            loader = first if epoch == spec.start_epoch else self.epoch_loader(seed, epoch)
+            stats = train_epoch(net, loader, self.task.loss, opt, spec.hooks, epoch, device, spec.amp,
                                 desc=spec.name, max_steps=spec.max_steps, schedule=sched, stepper=stepper)
             sched.after_epoch()
+            distributed.sync_buffers(model)
             if on_epoch_end(stats, model, opt):
                 break
         return {"schedule": sched.describe()}

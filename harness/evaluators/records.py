@@ -25,6 +25,13 @@ class RecordEvaluator(ABC):
     def process(self, batch: Any, outputs: Iterable[dict]) -> None:
         self.records.extend(outputs)
 
+    def partial(self) -> list[dict]:
+        return self.records
+
+    def merge(self, partials: list[list[dict]]) -> None:
+        """The records of a pass split over processes, in dataset order (the parts come in rank order)."""
+        self.records = [r for part in partials for r in part]
+
     def evaluate(self) -> dict[str, float]:
         return self.score(self.records)
 

@@ -30,6 +30,13 @@ class TopKAccuracy:
             self.correct[k] += int(hits[:, : min(k, k_max)].any(dim=1).sum().item())
         self.count += targets.numel()
 
+    def partial(self) -> tuple[dict[int, int], int]:
+        return dict(self.correct), self.count
+
+    def merge(self, partials: list[tuple[dict[int, int], int]]) -> None:
+        self.correct = {k: sum(p[0][k] for p in partials) for k in self.ks}
+        self.count = sum(p[1] for p in partials)
+
     def evaluate(self) -> dict[str, float]:
         if not self.count:
             return {f"top{k}": float("nan") for k in self.ks}

@@ -140,10 +140,14 @@ class PruningMethod:
         return {}
 
     def epoch_mean_loss(self) -> float:
-        """Arithmetic mean of the epoch's per-batch losses (the reference's `ce`)."""
+        """Arithmetic mean of the epoch's per-batch losses (the reference's `ce`), over all ranks of a data-parallel
+        run (every rank runs the same number of batches), so every rank compares the same number."""
+        from harness import distributed
+
         if not self._loss_count or self._loss_sum is None:
             return 0.0
-        return float(self._loss_sum.item()) / self._loss_count
+        total = distributed.all_sum(self._loss_sum.double().reshape(1))
+        return float(total.item()) / (self._loss_count * distributed.world().size)
 
     # ---- pruning -----------------------------------------------------------------------------------------------
     @torch.no_grad()

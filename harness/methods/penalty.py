@@ -118,8 +118,25 @@ class PenaltyMethod(PruningMethod, ABC):
             if self.rho_schedule == "multiplicative":
                 self.rho *= self.rho_factor
                 self.on_rho_change()
+            record = self.sync_ranks(record)
             self.refresh_targets()
             self.updates.append(record)
+
+    def sync_ranks(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Under data-parallel training: rank 0's Z, U and method tensors, scalars (s, k, leak, rho) and update log
+        on every rank. Every rank computed them from the same weights, so this only makes identity a guarantee
+        rather than a property of deterministic kernels (top-k ties, reduction order)."""
+        from harness import distributed
+
+        if not distributed.world().active:
+            return record
+        storage = {t.param.untyped_storage().data_ptr() for t in self.tensors}
+        # State that aliases a live parameter (SLR reference mode's W_prev) is the parameter: DDP keeps it in sync.
+        distributed.broadcast_([v for t in self.tensors for v in t.state().values()
+                                if v.untyped_storage().data_ptr() not in storage])
+        scalars, record = distributed.broadcast_object((self.scalar_state(), record))
+        self.load_scalar_state(scalars)
+        return record
 
     def on_rho_change(self) -> None:
         """After rho moved: ADMM keeps its scaled dual U; SLR recomputes U = Lambda / rho."""
