@@ -157,6 +157,19 @@ def broadcast_object(obj: T) -> T:
     return box[0]
 
 
+def same_everywhere(value: T, what: str) -> T:
+    """`value` when every rank computed the same one (a file found, a phase to resume); else one line on every rank.
+    Multi-node jobs need the run folder on a filesystem all nodes share: a rank that cannot see rank 0's files would
+    otherwise take another branch and wait forever in a collective."""
+    if not world().active:
+        return value
+    ok = agree(broadcast_object(value) == value)
+    if not ok:
+        raise UserError(f"the ranks disagree on {what}: --out (and PRUNEBENCH_CACHE) must be on a filesystem "
+                        "every node of the job shares")
+    return value
+
+
 def gather_objects(obj: Any) -> list[Any]:
     """Every rank's `obj`, in rank order, on every rank."""
     if not world().active:

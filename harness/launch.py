@@ -47,7 +47,7 @@ def launch(worker_argv: list[str], nproc: int, log: Callable[[str], None]) -> in
         raise UserError(f"--nproc {nproc}: give 1 or more processes")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_process(nproc)))
     for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.ERROR)  # the agent's INFO/WARNING chatter, not our output
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the agent's own lines; we say what failed
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"prunebench-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2)
     log(f"launching {nproc} processes (torch.distributed, {'one GPU each' if _cuda_run(worker_argv) else 'gloo on CPU'})")
@@ -68,7 +68,9 @@ def _cuda_run(argv: list[str]) -> bool:
 def _failure_code(exc, log: Callable[[str], None]) -> int:
     """One line for a failed job; rank 0's CLI exit code when it ended on its own (usage error, failed run)."""
     failures = exc.failures  # rank -> ProcessFailure
-    first_rank, first = min(failures.items(), key=lambda kv: (kv[1].timestamp, kv[0]))
+    # The launcher stops the survivors with SIGTERM, and they are reported as failures too: the cause is the other.
+    causes = {r: f for r, f in failures.items() if f.exitcode != -signal.SIGTERM} or failures
+    first_rank, first = min(causes.items(), key=lambda kv: (kv[1].timestamp, kv[0]))
     code = first.exitcode
     if 0 in failures and failures[0].exitcode in PASSED_ON and failures[0].exitcode == code:
         return code  # the workers printed their own error line

@@ -180,6 +180,7 @@ class Run:
             raise UserError(f"cannot create the run folder {self.dir} ({exc.strerror}); check --out") from None
         with self._claimed():
             previous = _read_json(self.dir / "record.json")
+            distributed.same_everywhere(previous.get("status"), "the run's record.json")
             if self.resume and previous.get("status") == "completed":
                 self.log(f"{self.run_id} is already completed; its record is {self.dir / 'record.json'}")
                 self._store_and_clean(previous)  # a kill may have come between the record and the store row
@@ -187,6 +188,7 @@ class Run:
             seed_everything(cfg.seed)
             rec = self.record = RunRecord.start(cfg, self.dir, self._provenance(), self.task)
             ckpt = resume.load(self.dir / "checkpoint.pt", self.run_id, self.device) if self.resume else None
+            distributed.same_everywhere(None if ckpt is None else (ckpt["phase"], ckpt["epoch"]), "the checkpoint")
             self._t0 = time.perf_counter()
             self._total_before = float((ckpt or {}).get("record", {}).get("timing", {}).get("total_seconds", 0.0))
             try:
@@ -429,13 +431,16 @@ class Run:
         cache = cache_dir / f"dense-{digest}.pt"
         # Where the dense weights live: `benchmark export` draws before/after weight histograms from them.
         rec.artifacts["dense_weights"] = str(cache)
-        if cache.is_file():
+        if distributed.same_everywhere(cache.is_file(), f"the dense-model cache {cache}"):
+            problem = None
             try:
                 model.load_state_dict(torch.load(cache, map_location=self.device, weights_only=True))
+            except Exception as exc:  # noqa: BLE001 — a torn or foreign cache file is retrained, not fatal
+                problem = type(exc).__name__
+            if distributed.agree(problem is None):  # every rank loaded it, or all pretrain again
                 self.log(f"dense model: cached pretraining {cache}")
                 return model
-            except Exception as exc:  # noqa: BLE001 — a torn or foreign cache file is retrained, not fatal
-                self.log(f"warning: dense cache {cache} is unreadable ({type(exc).__name__}); pretraining again")
+            self.log(f"warning: dense cache {cache} is unreadable ({problem or 'on another rank'}); pretraining again")
         self.log(f"dense model: pretraining {epochs} epochs (cached as {cache})")
         ctx = PhaseContext(model=model, spec=spec, record=rec, evaluate=self.task.evaluate, primary=self.primary,
                            log=self.log, save_checkpoint=lambda state: None)
