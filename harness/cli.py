@@ -336,10 +336,14 @@ def sweep_spec(ns: argparse.Namespace) -> Any:
 
 
 def sweep_cmd(ns: argparse.Namespace) -> int:
+    from harness import distributed
     from harness import sweep as sw
     from harness.db import describe
     from harness.sweep_view import SweepView
 
+    if distributed.launched_world_size() > 1:
+        raise UserError("a sweep's workers each run one cell on one device; for one run on several GPUs use "
+                        "`benchmark run --nproc N` (or torchrun ... -m harness.cli run)")
     spec = sweep_spec(ns)
     shard_i, shard_n = sw.parse_shard(ns.shard)
     cells = spec.cells(str(ns.store), str(ns.out))

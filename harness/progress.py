@@ -12,6 +12,8 @@ T = TypeVar("T")
 
 
 def progress_enabled() -> bool:
+    if os.environ.get("RANK", "0") != "0":  # data-parallel runs: rank 0 shows the job's progress
+        return False
     flag = os.environ.get("PRUNEBENCH_PROGRESS")
     if flag is not None:
         return flag not in ("0", "false", "no", "")

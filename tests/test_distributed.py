@@ -286,3 +286,12 @@ def test_refused_in_one_line(args, message, tmp_path, capsys):
         main(["run", *args, *nproc, "--method", "slr", "--rate", "4", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error:") and message in err[0], err
+
+
+def test_sweep_under_torchrun_is_refused(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--task", "digits", "--methods", "slr", "--rates", "4", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "--nproc" in capsys.readouterr().err
