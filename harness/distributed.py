@@ -199,6 +199,19 @@ def sync_buffers(model: nn.Module) -> None:
     broadcast_(list(model.buffers()))
 
 
+# What a collective raises when a peer process died: NCCL's errors are DistError subclasses; gloo raises a plain
+# RuntimeError from its TCP transport ("Connection reset by peer", "Connection closed by peer").
+PEER_LOST_SIGNS = ("Connection reset by peer", "Connection closed by peer", "gloo/transport", "Broken pipe")
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether `exc` says another process of this job is gone (not a bug of this one)."""
+    if not world().active:
+        return False
+    return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError)
+                                               and any(s in str(exc) for s in PEER_LOST_SIGNS))
+
+
 def barrier() -> None:
     if world().active:
         dist.barrier()

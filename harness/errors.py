@@ -21,6 +21,13 @@ class CheckpointError(UserError):
     """A checkpoint is unreadable or does not match the model (list missing / unexpected keys)."""
 
 
+class JobInterrupted(UserError):
+    """Another process of a data-parallel job stopped (killed, out of memory): this one cannot go on alone. The run's
+    record says so and `--resume` continues from the last checkpoint."""
+
+    exit_code = 1
+
+
 class TrainingDiverged(Exception):
     """The loss became NaN/inf. The runner stops, keeps what was computed and marks the run failed."""
 

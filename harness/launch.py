@@ -70,7 +70,8 @@ def _failure_code(exc, log: Callable[[str], None]) -> int:
     failures = exc.failures  # rank -> ProcessFailure
     # The launcher stops the survivors with SIGTERM, and they are reported as failures too: the cause is the other.
     causes = {r: f for r, f in failures.items() if f.exitcode != -signal.SIGTERM} or failures
-    first_rank, first = min(causes.items(), key=lambda kv: (kv[1].timestamp, kv[0]))
+    # A rank killed by a signal is the cause; the others then exit 1, having lost their peer (harness/errors.py).
+    first_rank, first = min(causes.items(), key=lambda kv: (kv[1].exitcode >= 0, kv[1].timestamp, kv[0]))
     code = first.exitcode
     if 0 in failures and failures[0].exitcode in PASSED_ON and failures[0].exitcode == code:
         return code  # the workers printed their own error line

@@ -25,7 +25,7 @@ from torch import nn
 
 from harness import distributed, hub, provenance, resume
 from harness.config import DEFAULT_OUT, RunConfig, TrainRecipe
-from harness.errors import TrainingDiverged, UserError
+from harness.errors import JobInterrupted, TrainingDiverged, UserError
 from harness.hooks import Checkpoint, CurveLog, EpochLog, HardPruneCheck, PhaseTimer, RetrainEval, StepBudget
 from harness.methods import METHODS, MaskedRetrain, PruningMethod, make_method
 from harness.options import check_all
@@ -203,6 +203,11 @@ class Run:
             except UserError:
                 raise  # a mistake in the request, found before any result: nothing to keep
             except Exception as exc:  # a crash still leaves its record (and closes the trackers), then propagates
+                if distributed.lost_peer(exc):
+                    rec.status, rec.error = "interrupted", ("another process of the data-parallel job stopped; "
+                                                            "continue with --resume")
+                    self._finish(rec)
+                    raise JobInterrupted(f"run {self.run_id}: {rec.error} (last checkpoint in {self.dir})") from None
                 rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
                 self._finish(rec)
                 raise
