@@ -98,6 +98,13 @@ def check_world(cfg: RunConfig, task_cls: type[Task], size: int) -> None:
         raise UserError(f"{cfg.task} trains in Ultralytics' trainer, whose multi-GPU mode relaunches the trainer "
                         "without the pruning method's state; data-parallel runs support our loop's tasks "
                         "(digits, cifar10, imagenet, tusimple): use --nproc 1 here")
+    if cfg.device.startswith("cuda:"):
+        raise UserError(f"--device {cfg.device} names one GPU, but each of the {size} processes uses its own GPU "
+                        "(LOCAL_RANK): pass --device cuda")
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", size))  # processes on this node (torchrun --nnodes: fewer)
+    if cfg.device in ("cuda", "auto") and torch.cuda.is_available() and local > torch.cuda.device_count():
+        raise UserError(f"{local} processes need {local} GPUs; this machine has {torch.cuda.device_count()}: lower "
+                        "--nproc (several nodes: torchrun --nnodes)")
     batch = cfg.batch_size if cfg.batch_size is not None else task_cls.recipe(cfg.model or task_cls.default_model).batch_size
     if batch is not None and int(batch) % size:
         raise UserError(f"--batch-size {batch} is the global batch and must be divisible by the {size} processes "

@@ -301,3 +301,12 @@ def test_sweep_under_torchrun_is_refused(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sweep", "--task", "digits", "--methods", "slr", "--rates", "4", "--out", str(tmp_path)])
     assert exc.value.code == 2 and "--nproc" in capsys.readouterr().err
+
+
+def test_one_gpu_device_is_refused_for_several_processes(tmp_path, capsys):
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--task", "digits", "--method", "slr", "--rate", "4", "--device", "cuda:1", "--nproc", "2",
+              "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "pass --device cuda" in capsys.readouterr().err
