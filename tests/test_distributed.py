@@ -4,7 +4,7 @@
   accepted conditions of every update) and weights; one record, naming the world size; metrics within TOLERANCE of
   the 1-process run of the same global batch;
 * a NaN loss on one rank stops both ranks at the same step (exit 3, failed record kept);
-* tiny TuSimple through `benchmark run --nproc 2`: the sharded evaluation scores each test image once and equals the
+* tiny TuSimple through `torchrun --nproc_per_node 2 -m harness.cli run`: the sharded evaluation scores each test image once and equals the
   single-process score of the same model (the prediction file rank 0 writes alone);
 * a SIGKILLed rank ends the job with one line, and `--resume` finishes it with the record of an uninterrupted run.
 """
@@ -148,9 +148,11 @@ def lanes_root(tmp_path_factory):
 def test_lanes_two_ranks_evaluate_each_image_once(lanes_root, tmp_path):
     args = ["run", "--task", "tusimple", "--data", str(lanes_root), "--method", "slr", "--rate", "4.21",
             "--epochs", "2", "--retrain-epochs", "1", "--pretrain-epochs", "1", "--check-every", "1", "--batch-size", "4",
-            "--opt", "input_size=64x160", "--opt", "griding=9", "--out", "runs", "--store", "results.db",
-            "--nproc", "2", "--json"]
-    proc = _benchmark(args, tmp_path, timeout=400)
+            "--opt", "input_size=64x160", "--opt", "griding=9", "--out", "runs", "--store", "results.db", "--json"]
+    # the CLI under torchrun itself (the other tests launch through --nproc and through a worker script)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "harness.cli", *args], capture_output=True, text=True, timeout=400, env=_env(),
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     rec = json.loads(proc.stdout)
