@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("PRUNEBENCH_PROGRESS", "0")
-# One dense-model cache for the whole session: tests that pretrain the same digits model share it.
-os.environ.setdefault("PRUNEBENCH_CACHE", str(Path(__import__("tempfile").mkdtemp(prefix="prunebench-cache-"))))
+# One dense-model cache for the whole session: tests that pretrain the same digits model share it. The process that
+# made it removes it at exit (pytest-xdist workers inherit the controller's, which outlives them).
+if not os.environ.get("PRUNEBENCH_CACHE"):
+    os.environ["PRUNEBENCH_CACHE"] = _SESSION_CACHE = tempfile.mkdtemp(prefix="prunebench-cache-")
+    atexit.register(shutil.rmtree, _SESSION_CACHE, True)
 from harness import offline  # noqa: E402
 
 offline.configure()

@@ -165,8 +165,11 @@ def test_benchmark_run_pipeline_writes_predictions(root, tmp_path, monkeypatch):
     from harness.runner import RunConfig, run
 
     monkeypatch.chdir(tmp_path)
+    # pretrain_epochs 1: the dense phase still runs (no weights), but not the recipe's 100 epochs, which took ~80 % of
+    # this test's time and none of its checks depend on (they are about the method, prune, retrain and files).
     rec = run(RunConfig(task="tusimple", model="ufld_resnet18", method="slr", rate=4.21, data=str(root), epochs=2,
-                        retrain_epochs=1, check_every=1, batch_size=3, options={**SMALL, "griding": 9}),
+                        retrain_epochs=1, check_every=1, batch_size=3, pretrain_epochs=1,
+                        options={**SMALL, "griding": 9}),
               log=lambda s: None)  # griding 9: a 4.6M-weight head instead of 46M keeps checkpoints small
     assert rec["status"] == "completed", rec["error"]
     assert [c["epoch"] for c in rec["curves"]["hardprune_checks"]] == [1, 2]

@@ -23,8 +23,8 @@ BASELINE = ROOT / "benchmarks" / "baselines" / "ci_digits.json"
 CI_TOL = "4.0"
 
 
-def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PRUNEBENCH_PROGRESS": "0", "OMP_NUM_THREADS": "2"}
+def _bench(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PRUNEBENCH_PROGRESS": "0", "OMP_NUM_THREADS": "2", **(env or {})}
     return subprocess.run(BENCH + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=400)
 
 
@@ -32,12 +32,13 @@ def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def fresh(tmp_path_factory) -> Path:
     """A fresh run of benchmarks/configs/ci_digits.yaml (about a minute on 2 cores), as a records JSON."""
     d = tmp_path_factory.mktemp("ci")
+    # A clean dense cache: the baseline's dense model is rebuilt, not borrowed. Only these subprocesses use it: the
+    # session's cache (tests/conftest.py) stays in this process's environment for the tests that run after this one.
     env_cache = {"PRUNEBENCH_CACHE": str(d / "cache")}
-    os.environ.update(env_cache)  # a clean dense cache: the baseline's dense model is rebuilt, not borrowed
     done = _bench("sweep", "--config", str(ROOT / "benchmarks/configs/ci_digits.yaml"), "--store", "s.sqlite",
-                  "--out", "runs", cwd=d)
+                  "--out", "runs", cwd=d, env=env_cache)
     assert done.returncode == 0, done.stdout + done.stderr
-    out = _bench("export", "--results", "s.sqlite", "--format", "records", "--out", "fresh.json", cwd=d)
+    out = _bench("export", "--results", "s.sqlite", "--format", "records", "--out", "fresh.json", cwd=d, env=env_cache)
     assert out.returncode == 0, out.stderr
     return d / "fresh.json"
 
