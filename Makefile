@@ -27,5 +27,8 @@ postgresql:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || \
 	  echo "postgresql not installed: the PostgreSQL store tests will be skipped"; }
 
+# The suite runs on 2 pytest-xdist worker processes (CI has 2 cores), each test module on one worker, modules handed
+# out in file order (tests/conftest.py says why). `make test PYTEST_ARGS=` runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 test: $(VENV)/.installed chromium postgresql
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -26,6 +26,23 @@ from harness import offline  # noqa: E402
 
 offline.configure()
 
+# Under pytest-xdist (`make test`: `-n 2 --dist loadfile --no-loadscope-reorder`) each worker gets its share of the CPUs:
+# torch's intra-op threads in the worker and OMP_NUM_THREADS for the subprocesses it starts (tests that need a thread
+# count pass their own). Two workers each using every core oversubscribe a 2-core machine. Serial runs are unchanged.
+# Each worker imports this file: its own PostgreSQL server (temp folder, socket and port of its own), tmp_path and
+# tusimple_root; PRUNEBENCH_CACHE is the controller's (inherited), shared safely (cache files are written atomically).
+# loadfile runs each module on one worker, one test after another: module fixtures (test_regress's minute-long CI
+# sweep) run once, and tests of one module that start several processes on a lease timeline (test_queue's two
+# 4-process sweeps) never overlap; files go out in collection order, so the longest ones do not all come last.
+# Not `--dist loadgroup`: with pytest 9.2, pytest-xdist 3.8 silently ignores xdist_group marks (pytest-xdist #1386).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _threads = max(1, _cpus // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    import torch  # noqa: E402
+
+    torch.set_num_threads(_threads)
+
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
